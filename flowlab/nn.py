@@ -1,0 +1,78 @@
+r"""Neural-network building blocks: plain and masked multilayer perceptrons.
+
+A *K-part partition* of the features :math:`1..D` gives feature :math:`i` a part
+:math:`k(i) \in \{0, \dots, K-1\}` (contiguous blocks, as equal as possible). A masked network
+(MADE, Germain et al. 2015) whose output for feature :math:`i` only depends on the inputs of
+earlier parts, :math:`\{x_j : k(j) < k(i)\}`, has a block-triangular Jacobian; the outputs of
+part 0 depend on no input at all (learned constants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_positive_int
+
+
+def partition(features: int, parts: int) -> Tensor:
+    """The part (0..parts-1) of each feature: contiguous, nearly equal blocks.
+
+    Example:
+        >>> partition(5, 2).tolist()
+        [0, 0, 0, 1, 1]
+    """
+    features = check_positive_int("features", features)
+    parts = check_positive_int("parts", parts)
+    if parts > features:
+        raise ValueError(f"parts must be between 1 and features={features}, got {parts}.")
+    return torch.arange(features) * parts // features
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (a buffer)."""
+
+    def __init__(self, mask: Tensor):
+        out_features, in_features = mask.shape
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", mask.to(self.weight.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+
+class MaskedMLP(nn.Sequential):
+    r"""An MLP from ``features`` inputs to ``features * outputs_per_feature`` outputs whose
+    output for feature :math:`i` depends only on inputs of parts :math:`< k(i)`.
+
+    Hidden units get degrees ``0..parts-2`` in turn; a hidden unit of degree :math:`m` sees
+    inputs of part :math:`\le m`, and an output of part :math:`k` sees hidden units of degree
+    :math:`< k`. The outputs are laid out feature-major: reshape to ``(batch, features, outputs)``.
+    """
+
+    def __init__(self, features: int, outputs_per_feature: int, parts: int, hidden: Sequence[int] = (64, 64)):
+        part = partition(features, parts)
+        hidden = [check_positive_int("hidden size", h) for h in hidden]
+        out_part = part.repeat_interleave(outputs_per_feature)
+        layers: list[nn.Module] = []
+        previous = part
+        for h in hidden:
+            degree = torch.arange(h) % max(parts - 1, 1)
+            layers += [MaskedLinear((previous[None, :] <= degree[:, None]).float()), nn.ReLU()]
+            previous = degree
+        layers.append(MaskedLinear((out_part[:, None] > previous[None, :]).float()))
+        super().__init__(*layers)
+
+
+class MLP(nn.Sequential):
+    """A plain MLP with ReLU activations."""
+
+    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] = (64, 64)):
+        sizes = [check_positive_int("in_features", in_features)] + [check_positive_int("hidden size", h) for h in hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-1], check_positive_int("out_features", out_features)))
+        super().__init__(*layers)
