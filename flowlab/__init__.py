@@ -7,36 +7,25 @@ Example:
     >>> history = fl.fit(flow, x, steps=10, progress=False)
 """
 
-from . import targets
-from .autoregressive import MAF, Autoregressive, SplineAutoregressive
-from .conditioners import MaskedConditioner
+from . import exercises, live, numerics, plot, replay, targets
+from .autoregressive import (
+    IAF,
+    MAF,
+    Autoregressive,
+    MonotonicFlow,
+    NeuralSplineFlow,
+    RealNVP,
+    RNNFlow,
+    SplineAutoregressive,
+    UMNNFlow,
+)
+from .conditioners import MaskedConditioner, RNNConditioner
 from .core import Compose, Flow, Inverse, StandardNormal, Transform
 from .device import available_devices, default_device
 from .linear import Permutation, Reverse
-from .train import History, fit, forward_kl
-from .transformers import Affine, RQSpline, Transformer
+from .train import History, fit, forward_kl, reverse_kl, split
+from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MAF",
-    "Affine",
-    "Autoregressive",
-    "Compose",
-    "Flow",
-    "History",
-    "Inverse",
-    "MaskedConditioner",
-    "Permutation",
-    "RQSpline",
-    "Reverse",
-    "SplineAutoregressive",
-    "StandardNormal",
-    "Transform",
-    "Transformer",
-    "available_devices",
-    "default_device",
-    "fit",
-    "forward_kl",
-    "targets",
-]
+__all__ = [name for name in dir() if not name.startswith("_")]

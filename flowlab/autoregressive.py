@@ -115,3 +115,150 @@ def SplineAutoregressive(
     return _stack(
         features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), RQSpline(bins, bound))
     )
+
+
+# More named recipes: inverse, coupling and recurrent flows, and the transformers that are
+# inverted by bisection.
+import copy  # noqa: E402
+
+from .conditioners import RNNConditioner  # noqa: E402
+from .transformers import Integral, MonotonicNN  # noqa: E402
+
+
+def IAF(features: int, hidden: Sequence[int] = (64, 64), layers: int = 1, parts: int | None = None) -> Transform:
+    r"""Inverse autoregressive flow (Kingma et al. 2016): a :func:`MAF` used the other way round.
+
+    ``IAF(...)`` is ``MAF(...).inv``: its ``forward`` (data to latent, the density) takes
+    ``parts`` passes per layer, its ``inverse`` (sampling) one pass per layer. Cheap to sample
+    from and to evaluate on its own samples, which is what the reverse KL objective needs.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> flow = fl.Flow(fl.IAF(2, hidden=(16,), layers=2), fl.StandardNormal(2))
+        >>> x, log_p = flow.rsample_and_log_prob(5)  # one pass per layer
+        >>> torch.allclose(flow.log_prob(x), log_p, atol=1e-4)  # D passes per layer
+        True
+    """
+    return MAF(features, hidden, layers, parts).inv
+
+
+def RealNVP(features: int, hidden: Sequence[int] = (64, 64), layers: int = 4) -> Transform:
+    r"""RealNVP (Dinh et al. 2017): affine coupling layers, the coordinates reversed in between.
+
+    Each layer is an :class:`Autoregressive` layer with a :class:`MaskedConditioner` of
+    ``parts = 2`` and :class:`Affine` transformers: the first half of the coordinates gets a
+    learned elementwise affine map, the second half an affine map conditioned on the first half,
+
+    .. math:: z_{I_2} = e^{s(x_{I_1})} \odot x_{I_2} + t(x_{I_1}).
+
+    Both directions take at most two passes per layer. ``features`` must be at least 2.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> t = fl.RealNVP(4, hidden=(16,), layers=2)
+        >>> x = torch.randn(3, 4)
+        >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
+        True
+    """
+    return MAF(features, hidden, layers, parts=2)
+
+
+def NeuralSplineFlow(
+    features: int,
+    hidden: Sequence[int] = (64, 64),
+    bins: int = 8,
+    bound: float = 4.0,
+    layers: int = 3,
+    parts: int | None = 2,
+) -> Transform:
+    r"""Neural spline flow (Durkan et al. 2019), coupling version: rational-quadratic spline
+    transformers with a ``parts = 2`` masked conditioner, the coordinates reversed in between.
+
+    ``parts=None`` (or ``features``) gives the autoregressive version, the same as
+    :func:`SplineAutoregressive`.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> t = fl.NeuralSplineFlow(4, hidden=(16,), layers=2)
+        >>> x = torch.randn(3, 4)
+        >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
+        True
+    """
+    return SplineAutoregressive(features, hidden, bins, bound, layers, parts)
+
+
+def MonotonicFlow(
+    features: int,
+    hidden: Sequence[int] = (64, 64),
+    units: int = 8,
+    layers: int = 3,
+    parts: int | None = None,
+) -> Transform:
+    r"""Neural autoregressive flow (Huang et al. 2018): :class:`MonotonicNN` (deep sigmoidal)
+    transformers with ``units`` sigmoids each, masked conditioners with ``hidden`` layers,
+    the coordinates reversed in between.
+
+    ``forward`` (the density) is explicit; ``inverse`` (sampling) inverts each transformer by
+    bisection, ``parts`` sweeps per layer.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> t = fl.MonotonicFlow(2, hidden=(16,), units=4, layers=2).double()
+        >>> x = torch.randn(3, 2, dtype=torch.float64)
+        >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-10)
+        True
+    """
+    return _stack(
+        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), MonotonicNN(units))
+    )
+
+
+def UMNNFlow(
+    features: int,
+    hidden: Sequence[int] = (64, 64),
+    units: int = 8,
+    nodes: int = 64,
+    layers: int = 3,
+    parts: int | None = None,
+) -> Transform:
+    r"""Unconstrained monotonic neural network flow (Wehenkel & Louppe 2019): :class:`Integral`
+    transformers (the integral of a positive network with ``units`` tanh units, by
+    ``nodes``-point Gauss-Legendre quadrature), masked conditioners with ``hidden`` layers, the
+    coordinates reversed in between.
+
+    ``forward`` (the density) costs one quadrature per layer; ``inverse`` (sampling) inverts
+    each transformer by bisection, one quadrature per bisection step, ``parts`` sweeps per layer.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> t = fl.UMNNFlow(2, hidden=(16,), units=4, layers=2).double()
+        >>> x = torch.randn(3, 2, dtype=torch.float64)
+        >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-10)
+        True
+    """
+    return _stack(
+        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), Integral(units, nodes))
+    )
+
+
+def RNNFlow(features: int, hidden: int = 64, transformer: Transformer | None = None, layers: int = 2) -> Transform:
+    r"""An autoregressive flow with a recurrent conditioner: :class:`RNNConditioner` (a GRU with
+    ``hidden`` state units) and ``transformer`` (default ``RQSpline(bins=8, bound=4.0)``; each
+    layer gets its own copy), the coordinates reversed in between.
+
+    ``forward`` (the density) takes one GRU sweep per layer; ``inverse`` (sampling) takes
+    ``features`` sweeps per layer.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> t = fl.RNNFlow(3, hidden=8, transformer=fl.Affine())
+        >>> x = torch.randn(4, 3)
+        >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
+        True
+    """
+    transformer = RQSpline(bins=8, bound=4.0) if transformer is None else transformer
+    if not isinstance(transformer, Transformer):
+        raise ValueError(f"transformer must be a flowlab Transformer, got {type(transformer).__name__}.")
+    return _stack(
+        features, layers, lambda: Autoregressive(RNNConditioner(features, hidden), copy.deepcopy(transformer))
+    )

@@ -27,7 +27,7 @@ class MaskedConditioner(nn.Module):
     * ``parts = features``: fully autoregressive (MAF);
     * ``parts = 2``: a coupling layer (RealNVP): half the coordinates pass through a
       learned elementwise map, the other half are transformed conditioned on them;
-    * ``parts = 1``: an elementwise map with learned constant parameters.
+    * ``parts = 1``: an elementwise map with learned constant parameters (no network).
 
     The number of outputs per feature is set by the transformer it is paired with
     (:class:`flowlab.Autoregressive` calls :meth:`build`), or directly with ``outputs``.
@@ -46,6 +46,11 @@ class MaskedConditioner(nn.Module):
         if isinstance(self.parts, bool) or not isinstance(self.parts, int) or not 1 <= self.parts <= self.features:
             raise ValueError(f"parts must be an integer between 1 and features={self.features}, got {parts!r}.")
         self.hidden = tuple(check_positive_int("hidden size", h) for h in hidden)
+        if any(h < self.parts - 1 for h in self.hidden):
+            raise ValueError(
+                f"every hidden size must be at least parts - 1 = {self.parts - 1} so that each part can see "
+                f"all earlier parts; got hidden={self.hidden}."
+            )
         self.outputs = None
         self.net = None
         if outputs is not None:
@@ -68,6 +73,9 @@ class MaskedConditioner(nn.Module):
                 raise ValueError(f"this conditioner was built for {self.outputs} parameters per feature, not {outputs}.")
             return
         self.outputs = outputs
+        if self.parts == 1:  # nothing to condition on: learned constants, no network
+            self.net = nn.Parameter(torch.zeros(self.features, outputs))
+            return
         self.net = MaskedMLP(self.features, outputs, self.parts, self.hidden)
         last = self.net[-1]
         with torch.no_grad():  # start near the identity: small outputs
@@ -77,7 +85,79 @@ class MaskedConditioner(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.net is None:
             raise ValueError("this conditioner has no network yet: pair it with a transformer in fl.Autoregressive.")
+        if self.parts == 1:
+            return self.net.expand(x.shape[0], -1, -1)
         return self.net(x).view(x.shape[0], self.features, self.outputs)
 
     def extra_repr(self) -> str:
         return f"features={self.features}, parts={self.parts}, hidden={self.hidden}"
+
+
+class RNNConditioner(nn.Module):
+    r"""A recurrent conditioner: a GRU reads the coordinates one at a time.
+
+    With hidden state :math:`h_0 = 0` and the input shifted by one, :math:`x_0 := 0`,
+
+    .. math::
+        h_i = \operatorname{GRU}(h_{i-1}, x_{i-1}), \qquad c_i = W h_i + w_0,
+        \qquad i = 1, \dots, D,
+
+    so :math:`c_i` depends on :math:`x_{<i}` only, and :math:`c_1` is a learned constant. The
+    same weights serve every coordinate, whatever :math:`D` is. One call returns every
+    :math:`c_i` (the GRU runs over the whole sequence), but inverting a flow needs
+    ``passes = features`` sweeps: :math:`x_i` is only known once :math:`x_{<i}` is.
+
+    ``hidden`` is the size of the GRU's state. The number of outputs per feature is set by the
+    transformer it is paired with (:class:`flowlab.Autoregressive` calls :meth:`build`), or
+    directly with ``outputs``; the output layer starts small, so the flow starts near the
+    identity.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> c = fl.RNNConditioner(4, hidden=8, outputs=3)
+        >>> c(torch.randn(5, 4)).shape
+        torch.Size([5, 4, 3])
+        >>> c.passes
+        4
+    """
+
+    def __init__(self, features: int, hidden: int = 64, outputs: int | None = None):
+        super().__init__()
+        self.features = check_positive_int("features", features)
+        self.hidden = check_positive_int("hidden", hidden)
+        self.gru = nn.GRU(1, self.hidden, batch_first=True)
+        self.outputs = None
+        self.head = None
+        if outputs is not None:
+            self.build(outputs)
+
+    @property
+    def passes(self) -> int:
+        return self.features
+
+    def build(self, outputs: int) -> None:
+        """Create the output layer for ``outputs`` parameters per feature (once)."""
+        outputs = check_positive_int("outputs", outputs)
+        if self.head is not None:
+            if outputs != self.outputs:
+                raise ValueError(
+                    f"this conditioner was built for {self.outputs} parameters per feature, not {outputs}."
+                )
+            return
+        self.outputs = outputs
+        self.head = nn.Linear(self.hidden, outputs)
+        with torch.no_grad():  # start near the identity: small outputs
+            self.head.weight.mul_(1e-2)
+            self.head.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.head is None:
+            raise ValueError(
+                "this conditioner has no output layer yet: pair it with a transformer in fl.Autoregressive."
+            )
+        shifted = torch.cat((x.new_zeros(x.shape[0], 1), x[:, :-1]), dim=1)  # (0, x_1, ..., x_{D-1})
+        h, _ = self.gru(shifted.unsqueeze(-1))
+        return self.head(h)
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, hidden={self.hidden}"

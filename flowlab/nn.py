@@ -60,7 +60,7 @@ class MaskedMLP(nn.Sequential):
         previous = part
         for h in hidden:
             degree = torch.arange(h) % max(parts - 1, 1)
-            layers += [MaskedLinear((previous[None, :] <= degree[:, None]).float()), nn.ReLU()]
+            layers += [MaskedLinear((previous[None, :] <= degree[:, None]).float()), nn.ReLU(inplace=True)]
             previous = degree
         layers.append(MaskedLinear((out_part[:, None] > previous[None, :]).float()))
         super().__init__(*layers)
@@ -76,3 +76,44 @@ class MLP(nn.Sequential):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], check_positive_int("out_features", out_features)))
         super().__init__(*layers)
+
+
+class MonotoneMLP(nn.Module):
+    r"""An MLP that is strictly increasing in every input.
+
+    Each layer is :math:`x \mapsto \phi(e^{V} x + b)`, with the weights :math:`e^{V}`
+    positive (the exponential is taken elementwise) and :math:`\phi = \tanh` increasing (no
+    activation after the last layer). By the chain rule every path from input :math:`j` to an
+    output multiplies positive factors, so :math:`\partial y_i / \partial x_j > 0`: with one input
+    and one output it is a strictly increasing function of :math:`\mathbb{R}`, bounded (the
+    last hidden layer is), and invertible on its range by bisection. The weights start at
+    :math:`e^{V} \approx 1/\text{fan-in}`.
+
+    Example:
+        >>> import torch
+        >>> m = MonotoneMLP(1, 1, hidden=(8, 8))
+        >>> y = m(torch.linspace(-5, 5, 101).unsqueeze(-1))
+        >>> bool((y.diff(dim=0) > 0).all())
+        True
+    """
+
+    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] = (16, 16)):
+        super().__init__()
+        sizes = (
+            [check_positive_int("in_features", in_features)]
+            + [check_positive_int("hidden size", h) for h in hidden]
+            + [check_positive_int("out_features", out_features)]
+        )
+        self.log_weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            self.log_weights.append(nn.Parameter(torch.randn(b, a) * 0.5 - torch.log(torch.tensor(float(a)))))
+            self.biases.append(nn.Parameter(torch.randn(b) * 0.5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        last = len(self.biases) - 1
+        for i, (v, b) in enumerate(zip(self.log_weights, self.biases)):
+            x = nn.functional.linear(x, v.exp(), b)
+            if i < last:
+                x = torch.tanh(x)
+        return x

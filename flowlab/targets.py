@@ -145,6 +145,8 @@ def eight_gaussians_log_prob(x: Tensor, radius: float = 2.0, std: float = 0.15) 
         torch.Size([1])
     """
     check_batch("x", x, 2)
+    radius = check_positive_float("radius", radius)
+    std = check_positive_float("std", std)
     angle = 2 * math.pi * torch.arange(8, dtype=x.dtype, device=x.device) / 8
     centers = radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
     d2 = (x[:, None, :] - centers[None]).pow(2).sum(-1)
@@ -153,3 +155,142 @@ def eight_gaussians_log_prob(x: Tensor, radius: float = 2.0, std: float = 0.15) 
 
 SAMPLERS = {"circles": circles, "moons": moons, "8 gaussians": eight_gaussians}
 """The data sets by name (used by the widgets)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Unnormalized log-densities, for training by the reverse KL divergence
+# --------------------------------------------------------------------------------------------
+#
+# Each function returns log(C p(x)) for a density p and a constant C > 0 that the function does
+# not divide out, the situation of sampling from a posterior or a Boltzmann distribution. For
+# these three the constant is known in closed form, log Z = log C = log of the integral of
+# exp(log_prob), so that an estimate of it can be checked: see LOG_Z and the *_log_z functions.
+
+
+def banana_log_prob(x: Tensor, scale: float = 1.0, width: float = 0.35, curvature: float = 0.5) -> Tensor:
+    r"""An unnormalized banana: a Gaussian bent along a parabola.
+
+    .. math:: \log \tilde p(x) = -\frac{x_1^2}{2 s^2} - \frac{\big(x_2 - \kappa (x_1^2 - s^2)\big)^2}{2 w^2}
+
+    with :math:`s` = ``scale``, :math:`w` = ``width``, :math:`\kappa` = ``curvature``. The map
+    :math:`(x_1, x_2) \mapsto (x_1, x_2 - \kappa(x_1^2 - s^2))` has Jacobian determinant 1, so
+    the normalizing constant is that of the Gaussian: :math:`Z = 2\pi s w` (:func:`banana_log_z`),
+    and the entropy of the normalized density is :math:`\log(2\pi e\, s w)`.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> fl.targets.banana_log_prob(torch.zeros(1, 2)).shape
+        torch.Size([1])
+    """
+    check_batch("x", x, 2)
+    scale, width = check_positive_float("scale", scale), check_positive_float("width", width)
+    x1, x2 = x.unbind(-1)
+    return -0.5 * (x1 / scale) ** 2 - 0.5 * ((x2 - curvature * (x1**2 - scale**2)) / width) ** 2
+
+
+def banana_log_z(scale: float = 1.0, width: float = 0.35) -> float:
+    r"""The exact :math:`\log Z = \log(2\pi s w)` of :func:`banana_log_prob`."""
+    return math.log(2 * math.pi * check_positive_float("scale", scale) * check_positive_float("width", width))
+
+
+def banana(n: int, scale: float = 1.0, width: float = 0.35, curvature: float = 0.5, seed: int | None = None) -> Tensor:
+    """Exact samples of the normalized :func:`banana_log_prob`.
+
+    Example:
+        >>> import flowlab as fl
+        >>> fl.targets.banana(100, seed=0).shape
+        torch.Size([100, 2])
+    """
+    n = check_positive_int("n", n)
+    scale, width = check_positive_float("scale", scale), check_positive_float("width", width)
+    e = torch.randn(n, 2, generator=_generator(seed))
+    x1 = scale * e[:, 0]
+    return torch.stack([x1, curvature * (x1**2 - scale**2) + width * e[:, 1]], dim=1)
+
+
+def ring_log_prob(x: Tensor, radius: float = 2.0, width: float = 0.25) -> Tensor:
+    r"""An unnormalized ring: :math:`\log \tilde p(x) = -(\lVert x\rVert - r)^2 / (2 w^2)`.
+
+    In polar coordinates the area element is :math:`\rho\, d\rho\, d\varphi`, so
+
+    .. math:: Z = 2\pi \int_0^\infty \rho\, e^{-(\rho - r)^2 / (2w^2)}\, d\rho
+              = 2\pi \left[ w^2 e^{-r^2/(2w^2)} + r w \sqrt{2\pi}\, \Phi(r/w) \right]
+
+    with :math:`\Phi` the standard normal CDF (:func:`ring_log_z`).
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> fl.targets.ring_log_prob(torch.tensor([[2.5, 0.0], [0.0, 3.0]]))
+        tensor([-2., -8.])
+    """
+    check_batch("x", x, 2)
+    radius, width = check_positive_float("radius", radius), check_positive_float("width", width)
+    return -0.5 * ((x.norm(dim=-1) - radius) / width) ** 2
+
+
+def ring_log_z(radius: float = 2.0, width: float = 0.25) -> float:
+    r"""The exact :math:`\log Z` of :func:`ring_log_prob` (formula in its docstring)."""
+    r, w = check_positive_float("radius", radius), check_positive_float("width", width)
+    phi = 0.5 * (1 + math.erf(r / (w * math.sqrt(2))))
+    return math.log(2 * math.pi * (w**2 * math.exp(-(r**2) / (2 * w**2)) + r * w * math.sqrt(2 * math.pi) * phi))
+
+
+def _two_modes_check(separation: float, std: float, weight: float) -> tuple[float, float, float]:
+    separation, std = check_positive_float("separation", separation), check_positive_float("std", std)
+    if not 0 < weight < 1:
+        raise ValueError(f"weight (of the left mode) must be in (0, 1), got {weight}.")
+    return separation, std, float(weight)
+
+
+def two_modes_log_prob(x: Tensor, separation: float = 6.0, std: float = 0.5, weight: float = 0.5) -> Tensor:
+    r"""An unnormalized mixture of two round Gaussian bumps centred at :math:`(\pm a, 0)`, with
+    :math:`a` = ``separation / 2``:
+
+    .. math:: \tilde p(x) = 2\left[\omega\, e^{-\lVert x - \mu_1\rVert^2/(2\sigma^2)}
+              + (1-\omega)\, e^{-\lVert x - \mu_2\rVert^2/(2\sigma^2)}\right],
+              \qquad \mu_{1,2} = (\mp a, 0),
+
+    with :math:`\omega` = ``weight`` (of the left bump) and :math:`\sigma` = ``std``. Each bump
+    integrates to :math:`2\pi\sigma^2`, so :math:`Z = 4\pi\sigma^2` (:func:`two_modes_log_z`):
+    with the default :math:`\sigma = 1/2`, :math:`Z = \pi`.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> fl.targets.two_modes_log_prob(torch.zeros(3, 2)).shape
+        torch.Size([3])
+    """
+    check_batch("x", x, 2)
+    separation, std, weight = _two_modes_check(separation, std, weight)
+    a = separation / 2
+    d1 = (x[:, 0] + a) ** 2 + x[:, 1] ** 2
+    d2 = (x[:, 0] - a) ** 2 + x[:, 1] ** 2
+    both = torch.stack([math.log(weight) - d1 / (2 * std**2), math.log(1 - weight) - d2 / (2 * std**2)])
+    return torch.logsumexp(both, dim=0) + math.log(2)
+
+
+def two_modes_log_z(std: float = 0.5) -> float:
+    r"""The exact :math:`\log Z = \log(4\pi\sigma^2)` of :func:`two_modes_log_prob`."""
+    return math.log(4 * math.pi * check_positive_float("std", std) ** 2)
+
+
+def two_modes(n: int, separation: float = 6.0, std: float = 0.5, weight: float = 0.5, seed: int | None = None) -> Tensor:
+    """Exact samples of the normalized :func:`two_modes_log_prob`.
+
+    Example:
+        >>> import flowlab as fl
+        >>> fl.targets.two_modes(100, seed=0).shape
+        torch.Size([100, 2])
+    """
+    n = check_positive_int("n", n)
+    separation, std, weight = _two_modes_check(separation, std, weight)
+    g = _generator(seed)
+    left = torch.rand(n, generator=g) < weight
+    centre = torch.stack([torch.where(left, -separation / 2, separation / 2), torch.zeros(n)], dim=1)
+    return centre + std * torch.randn(n, 2, generator=g)
+
+
+DENSITIES = {"banana": banana_log_prob, "ring": ring_log_prob, "two modes": two_modes_log_prob}
+"""Unnormalized 2-D log-densities by name, for training by the reverse KL divergence (widgets)."""
+
+LOG_Z = {"banana": banana_log_z(), "ring": ring_log_z(), "two modes": two_modes_log_z()}
+"""The exact log normalizing constant of each entry of :data:`DENSITIES` (default parameters)."""

@@ -1,0 +1,40 @@
+# Build the book, serve it, test everything. Each target sets up .venv on first use.
+#   make book    build the site into _build/html, executing every chapter
+#   make serve   serve _build/html on http://127.0.0.1:8000
+#   make test    run the whole test suite (unit, notebooks, book build, browser)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+# Torch threads in the processes that execute chapters and tests (e.g. `make book TORCH_THREADS=1`).
+# Empty means torch's own default (one thread per core).
+TORCH_THREADS ?=
+
+THREADS_ENV := $(if $(TORCH_THREADS),OMP_NUM_THREADS=$(TORCH_THREADS) MKL_NUM_THREADS=$(TORCH_THREADS),)
+
+.PHONY: book serve test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when requirements.txt or pyproject.toml change.
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+book: $(VENV)/.installed
+	$(THREADS_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+	@echo
+	@echo "The book is in _build/html. Open it directly:"
+	@echo "    file://$(CURDIR)/_build/html/index.html"
+	@echo "or serve it (then visit http://127.0.0.1:$(PORT)):"
+	@echo "    make serve"
+
+serve:
+	@test -f _build/html/index.html || { echo "No built site yet: run 'make book' first." >&2; exit 1; }
+	@echo "Serving _build/html on http://127.0.0.1:$(PORT) (Ctrl-C to stop)"
+	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+test: $(VENV)/.installed
+	$(THREADS_ENV) $(BIN)/python -m pytest

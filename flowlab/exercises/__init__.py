@@ -1,0 +1,9 @@
+"""Auto-checkers that students call from exercise cells, one module per chapter.
+
+Each checker takes the student's answer, compares it with a value computed independently, and
+prints helpful feedback (returning ``True`` when the answer is right).
+"""
+
+from . import change_of_variables, composition, jacobians, objectives
+
+__all__ = ["change_of_variables", "composition", "jacobians", "objectives"]

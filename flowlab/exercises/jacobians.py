@@ -1,0 +1,192 @@
+r"""Checkers for the exercises of the chapter on the cost of Jacobian determinants.
+
+Each checker compares the student's answer with a value computed here independently, prints
+what it found and returns ``True`` when the answer is right. It never raises: a missing answer
+(``None``) or an answer of the wrong type gets a message that says what to change. When the
+answer is wrong, the checker compares it with the typical mistakes and names the one it matches.
+
+Example:
+    >>> import torch
+    >>> from flowlab.exercises import jacobians as ex
+    >>> L = ex.lower_triangular(4)
+    >>> ex.check_triangular_logdet(L, L.diagonal().abs().log().sum())
+    Correct: log|det L| = sum of log|L_ii| = -0.0428, no factorization needed.
+    True
+    >>> ex.check_triangular_logdet(L, L.diagonal().sum())
+    Not yet: you summed the diagonal entries (the trace). The determinant of a triangular matrix is their product: sum their logs, log|L_ii|.
+    False
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+__all__ = [
+    "check_cubic_extrapolation",
+    "check_low_rank_logdet",
+    "check_slope",
+    "check_triangular_logdet",
+    "low_rank_factors",
+    "lower_triangular",
+]
+
+
+def _number(name: str, value) -> float | None:
+    """``value`` as a float, or ``None`` after printing what is wrong with it."""
+    if value is None:
+        print(f"No answer yet: replace None in `{name} = None` with your value.")
+        return None
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        size = value.size if isinstance(value, np.ndarray) else value.numel()
+        if size != 1:
+            print(f"Not yet: {name} should be a single number, got an array of shape {tuple(value.shape)}.")
+            return None
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        print(f"Not yet: {name} should be a number, got {type(value).__name__}.")
+        return None
+    value = float(value)
+    if math.isnan(value):
+        print(f"Not yet: {name} is NaN. Is the log taken of a negative number somewhere?")
+        return None
+    if not math.isfinite(value):
+        print(f"Not yet: {name} is {value}; it should be a finite number.")
+        return None
+    return value
+
+
+def _close(a: float, b: float, tol: float) -> bool:
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def lower_triangular(d: int = 6, seed: int = 0) -> torch.Tensor:
+    """A random ``d x d`` lower-triangular matrix (float64) with diagonal entries of both signs.
+
+    Example:
+        >>> L = lower_triangular(3)
+        >>> bool((L.triu(1) == 0).all())
+        True
+    """
+    g = torch.Generator().manual_seed(seed)
+    L = torch.randn(d, d, generator=g, dtype=torch.float64).tril(-1)
+    diag = (0.5 + torch.rand(d, generator=g, dtype=torch.float64)) * torch.where(torch.arange(d) % 3 == 1, -1.0, 1.0)
+    return L + torch.diag(diag)
+
+
+def low_rank_factors(d: int = 500, k: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Random factors ``U, V`` of shape ``(d, k)`` (float64), scaled so that
+    :math:`I_d + U V^\top` is comfortably invertible.
+
+    Example:
+        >>> U, V = low_rank_factors(10, 2)
+        >>> U.shape, V.shape
+        (torch.Size([10, 2]), torch.Size([10, 2]))
+    """
+    g = torch.Generator().manual_seed(seed)
+    U = torch.randn(d, k, generator=g, dtype=torch.float64) / math.sqrt(d)
+    V = torch.randn(d, k, generator=g, dtype=torch.float64)
+    return U, V
+
+
+def check_triangular_logdet(L, answer) -> bool:
+    r"""Exercise: :math:`\log\lvert\det L\rvert` of a triangular matrix from its diagonal."""
+    value = _number("answer", answer)
+    if value is None:
+        return False
+    L = torch.as_tensor(L, dtype=torch.float64)
+    diag = L.diagonal()
+    right = float(diag.abs().log().sum())
+    if _close(value, right, 1e-6):
+        print(f"Correct: log|det L| = sum of log|L_ii| = {right:.4f}, no factorization needed.")
+        return True
+    if _close(value, float(diag.sum()), 1e-6):
+        print(
+            "Not yet: you summed the diagonal entries (the trace). The determinant of a triangular matrix is "
+            "their product: sum their logs, log|L_ii|."
+        )
+    elif _close(value, float(diag.prod()), 1e-6):
+        print("Not yet: that is det L itself. Take log of its absolute value (better: sum of log|L_ii|, which cannot overflow).")
+    elif _close(value, float(L.abs().log().nan_to_num(neginf=0.0).sum()), 1e-6) or _close(value, float(L.abs().sum()), 1e-6):
+        print("Not yet: only the diagonal of a triangular matrix enters its determinant; the entries below it do not.")
+    else:
+        print(f"Not yet: {value:.4f} is not log|det L|. Use L.diagonal(), then abs, log and sum.")
+    return False
+
+
+def check_low_rank_logdet(U, V, answer) -> bool:
+    r"""Exercise: :math:`\log\lvert\det(I_d + U V^\top)\rvert` by the matrix determinant lemma,
+    :math:`\det(I_d + U V^\top) = \det(I_k + V^\top U)`."""
+    value = _number("answer", answer)
+    if value is None:
+        return False
+    U = torch.as_tensor(U, dtype=torch.float64)
+    V = torch.as_tensor(V, dtype=torch.float64)
+    k = U.shape[1]
+    right = float(torch.linalg.slogdet(torch.eye(k, dtype=torch.float64) + V.T @ U).logabsdet)
+    if _close(value, right, 1e-6):
+        print(f"Correct: log|det(I_d + U V^T)| = log|det(I_k + V^T U)| = {right:.4f}, from a {k} x {k} determinant.")
+        return True
+    if _close(value, float(torch.linalg.slogdet(V.T @ U).logabsdet), 1e-6):
+        print("Not yet: the identity is missing. The lemma gives det(I_k + V^T U), not det(V^T U).")
+    elif _close(value, float(torch.trace(V.T @ U)), 1e-6):
+        print("Not yet: tr(V^T U) is only the first term of the series for log det(I + V^T U); compute the determinant itself.")
+    else:
+        print(f"Not yet: {value:.4f} is not log|det(I + U V^T)|. Form the {k} x {k} matrix I + V^T U and take its slogdet.")
+    return False
+
+
+def check_cubic_extrapolation(seconds_at_512, answer, d: int = 3 * 64 * 64) -> bool:
+    r"""Exercise: from the time of one ``slogdet`` at :math:`d = 512`, the predicted time at
+    ``d`` (default a 64 x 64 colour image, :math:`d = 12288`) if the cost grows like :math:`d^3`."""
+    t = _number("seconds_at_512", seconds_at_512)
+    value = _number("answer", answer)
+    if t is None or value is None:
+        return False
+    ratio = d / 512
+    right = t * ratio**3
+    if _close(value, right, 1e-3):
+        print(f"Correct: ({d} / 512)^3 = {ratio**3:,.0f} times longer, about {right:.3g} s per sample.")
+        return True
+    for power, word in ((1, "linear"), (2, "quadratic")):
+        if _close(value, t * ratio**power, 1e-3):
+            print(f"Not yet: that is a {word} extrapolation (ratio^{power}). An LU factorization grows like d^3.")
+            return False
+    if _close(value, t * ratio * 3, 1e-3):
+        print("Not yet: the ratio of dimensions is raised to the third power, not multiplied by 3: (d / 512)^3.")
+    else:
+        print(f"Not yet: {value:.3g} s is not t * (d / 512)^3 with d = {d}.")
+    return False
+
+
+def check_slope(d, seconds, answer, d_min: int = 64) -> bool:
+    r"""Exercise: the slope of :math:`\log t` against :math:`\log d` fitted (``np.polyfit``,
+    degree 1) on the measurements with :math:`d \ge` ``d_min``."""
+    value = _number("answer", answer)
+    if value is None:
+        return False
+    d = np.asarray(d, dtype=float)
+    t = np.asarray(seconds, dtype=float)
+    if d.shape != t.shape or d.ndim != 1:
+        print("Not yet: d and seconds should be 1-D arrays of the same length.")
+        return False
+    keep = d >= d_min
+    if keep.sum() < 2:
+        print(f"Not yet: fewer than two measurements have d >= {d_min}.")
+        return False
+    right = float(np.polyfit(np.log(d[keep]), np.log(t[keep]), 1)[0])
+    if abs(value - right) <= 1e-3:
+        print(f"Correct: slope {right:.2f} on d >= {d_min}.")
+        return True
+    if abs(value - float(np.polyfit(np.log(d), np.log(t), 1)[0])) <= 1e-3:
+        print(f"Not yet: that is the slope over all d. Keep only the measurements with d >= {d_min}.")
+    elif abs(value - float(np.polyfit(d[keep], t[keep], 1)[0])) <= 1e-6 * max(1.0, abs(value)):
+        print("Not yet: that is a fit on linear axes. Fit log(seconds) against log(d).")
+    elif abs(value - float(np.polyfit(np.log(t[keep]), np.log(d[keep]), 1)[0])) <= 1e-3:
+        print("Not yet: the axes are swapped. np.polyfit(x, y, 1) takes x = log d first, then y = log t.")
+    else:
+        print(f"Not yet: {value:.3f} is not the fitted slope. Use np.polyfit(np.log(d), np.log(seconds), 1)[0] on d >= {d_min}.")
+    return False

@@ -1,0 +1,63 @@
+"""Shared pytest options and fixtures.
+
+Options:
+    --device=cuda      run the device-aware tests on another torch device (default: cpu)
+    --book-root=PATH   build and check the book at PATH (default: this repository)
+    --book-prebuilt    check the site already in <book-root>/_build instead of building it again
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bookbuild import REPO, BookBuild, build, previous_build
+
+_BUILD_SECONDS: list[float] = []  # for the summary line at the end of the run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="torch device for the tests, e.g. cpu or cuda")
+    parser.addoption("--book-root", default=str(REPO), help="folder holding the book's _config.yml and _toc.yml")
+    parser.addoption(
+        "--book-prebuilt",
+        action="store_true",
+        help="check the site in <book-root>/_build (and its build log) instead of building again",
+    )
+
+
+def pytest_configure(config):
+    # the tests use small tensors: one CPU thread avoids oversubscribing a small machine
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    """The torch device chosen with --device (default: cpu)."""
+    dev = torch.device(request.config.getoption("--device"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.fail(f"--device {dev} was asked for, but torch sees no CUDA device", pytrace=False)
+    return dev
+
+
+@pytest.fixture(scope="session")
+def book(request) -> BookBuild:
+    """The book, built once per run with `jupyter-book build . -W -n --keep-going` (every chapter executed).
+
+    Fails every test that uses it, with the end of the build log, if the build fails or warns.
+    """
+    root = request.config.getoption("--book-root")
+    if request.config.getoption("--book-prebuilt"):
+        result = previous_build(root)
+    else:
+        result = build(root)
+        _BUILD_SECONDS.append(result.seconds)
+    problems = result.problems()
+    if problems:
+        pytest.fail(problems, pytrace=False)
+    return result
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _BUILD_SECONDS:
+        terminalreporter.write_line(f"book build (executing every chapter): {_BUILD_SECONDS[0]:.0f} s")

@@ -1,0 +1,188 @@
+"""The numerical checks of the chapter on the cost of Jacobian determinants, as tests.
+
+No test here times anything: the chapter's timings are illustrations, too noisy on a shared
+machine to assert on. What is tested is every identity the chapter relies on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import flowlab as fl
+from flowlab import numerics
+from flowlab.exercises import jacobians as ex
+
+
+def perturbed(transform, scale=0.3, seed=0):
+    """A transform moved away from the identity, so that its Jacobian has visible structure."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in transform.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return transform
+
+
+@pytest.mark.parametrize("d", [2, 5, 16])
+def test_autoregressive_jacobian_is_lower_triangular(d):
+    torch.manual_seed(0)
+    layer = perturbed(fl.MAF(d, hidden=(32, 32)).double())
+    x = torch.randn(6, d, dtype=torch.float64)
+    with torch.no_grad():
+        J = numerics.jacobian(layer, x)
+    assert J.shape == (6, d, d)
+    assert float(J.triu(1).abs().max()) == 0.0
+    assert float(J.diagonal(dim1=-2, dim2=-1).abs().min()) > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: fl.MAF(d, hidden=(32, 32)),
+    lambda d: fl.MAF(d, hidden=(32, 32), layers=3),
+    lambda d: fl.MAF(d, hidden=(32, 32), parts=2),
+    lambda d: fl.SplineAutoregressive(d, hidden=(16,), layers=2),
+])
+def test_structured_ladj_equals_slogdet_of_the_autograd_jacobian(make):
+    torch.manual_seed(0)
+    d = 6
+    transform = perturbed(make(d).double(), scale=0.1)
+    x = torch.randn(8, d, dtype=torch.float64)
+    with torch.no_grad():
+        z, ladj = transform(x)
+        assert torch.allclose(ladj, numerics.jacobian_ladj(transform, x), atol=1e-9)
+        # the sampling direction too: the IAF's cheap direction
+        x_back, ladj_inv = transform.inverse(z)
+        assert torch.allclose(ladj_inv, numerics.jacobian_ladj(transform.inverse, z), atol=1e-8)
+        assert torch.allclose(ladj + ladj_inv, torch.zeros_like(ladj), atol=1e-8)
+
+
+def test_sum_of_log_diagonal_equals_slogdet_for_triangular_matrices():
+    L = ex.lower_triangular(50, seed=1)
+    assert float(L.diagonal().abs().log().sum()) == pytest.approx(float(torch.linalg.slogdet(L).logabsdet), abs=1e-10)
+
+
+def test_brute_force_training_follows_the_structured_one():
+    """Same start, same batches: the losses of the two trainings agree step by step."""
+    d = 4
+    g = torch.Generator().manual_seed(0)
+    A = torch.tril(0.5 * torch.randn(d, d, generator=g), -1) + torch.diag(0.5 + torch.rand(d, generator=g))
+    data = torch.randn(512, d, generator=g) @ A.T
+
+    def train(brute_force):
+        torch.manual_seed(0)
+        flow = fl.Flow(fl.MAF(d, hidden=(16,), layers=2), fl.StandardNormal(d))
+        optimizer = torch.optim.Adam(flow.parameters(), lr=5e-3)
+        batches = torch.Generator().manual_seed(1)
+        losses = []
+        for _ in range(8):
+            batch = data[torch.randint(len(data), (64,), generator=batches)]
+            if brute_force:
+                z, _ = flow.transform(batch)
+                ladj = numerics.jacobian_ladj(lambda v: flow.transform(v)[0], batch)
+                loss = -(flow.base.log_prob(z) + ladj).mean()
+            else:
+                loss = -flow.log_prob(batch).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return np.array(losses)
+
+    cheap, brute = train(False), train(True)
+    assert len(set(cheap.round(6))) > 1  # the parameters did move
+    assert np.abs(cheap - brute).max() < 1e-4
+
+
+def test_triangular_linear_map_with_exponential_diagonal():
+    torch.manual_seed(0)
+    d = 128
+    theta = 0.1 * torch.randn(d, dtype=torch.float64)
+    W = torch.tril(torch.randn(d, d, dtype=torch.float64), -1) / d**0.5 + torch.diag(theta.exp())
+    assert float(torch.linalg.slogdet(W).logabsdet) == pytest.approx(float(theta.sum()), abs=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_matrix_determinant_lemma(k):
+    U, V = ex.low_rank_factors(200, k, seed=k)
+    full = torch.linalg.slogdet(torch.eye(200, dtype=torch.float64) + U @ V.T)
+    small = torch.linalg.slogdet(torch.eye(k, dtype=torch.float64) + V.T @ U)
+    assert float(full.logabsdet) == pytest.approx(float(small.logabsdet), abs=1e-9)
+    assert float(full.sign) == float(small.sign)
+
+
+def local_slope(d, t, d_min=0):
+    keep = d >= d_min
+    return np.polyfit(np.log(d[keep]), np.log(t[keep]), 1)[0]
+
+
+def test_overhead_flattens_the_measured_slope():
+    """The chapter's explanation, on exact synthetic timings t = a + b d^k."""
+    d = 2.0 ** np.arange(1, 21)
+    a, b, k = 1e-4, 1e-10, 3
+    t = a + b * d**k
+    assert local_slope(d[:5], t[:5]) < 0.01  # overhead only
+    assert local_slope(d, t, d_min=2**14) == pytest.approx(k, abs=0.01)  # arithmetic only
+    middle = local_slope(d[:12], t[:12], d_min=2**9)
+    assert 0.1 < middle < k  # in between: too flat
+
+
+# ------------------------------------------------------------------ exercise checkers
+
+
+def test_check_triangular_logdet(capsys):
+    L = ex.lower_triangular(6)
+    assert (L.diagonal() < 0).any()
+    assert ex.check_triangular_logdet(L, L.diagonal().abs().log().sum())
+    assert ex.check_triangular_logdet(L, float(torch.linalg.slogdet(L).logabsdet))
+    assert not ex.check_triangular_logdet(L, L.diagonal().sum())
+    assert "trace" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(L, L.diagonal().prod())
+    assert "det L itself" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(L, L.diagonal().log().sum())  # NaN: log of negatives
+    assert "negative" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(L, None)
+    assert "No answer yet" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(L, torch.zeros(3))
+    assert "single number" in capsys.readouterr().out
+
+
+def test_check_low_rank_logdet(capsys):
+    U, V = ex.low_rank_factors(500, 2)
+    right = torch.linalg.slogdet(torch.eye(2, dtype=U.dtype) + V.T @ U).logabsdet
+    assert ex.check_low_rank_logdet(U, V, right)
+    assert not ex.check_low_rank_logdet(U, V, torch.linalg.slogdet(V.T @ U).logabsdet)
+    assert "identity is missing" in capsys.readouterr().out
+    assert not ex.check_low_rank_logdet(U, V, torch.trace(V.T @ U))
+    assert "first term" in capsys.readouterr().out
+    assert not ex.check_low_rank_logdet(U, V, None)
+
+
+def test_check_cubic_extrapolation(capsys):
+    t = 0.01
+    ratio = 12288 / 512
+    assert ex.check_cubic_extrapolation(t, t * ratio**3)
+    assert not ex.check_cubic_extrapolation(t, t * ratio)
+    assert "linear" in capsys.readouterr().out
+    assert not ex.check_cubic_extrapolation(t, t * ratio**2)
+    assert "quadratic" in capsys.readouterr().out
+    assert not ex.check_cubic_extrapolation(t, t * ratio * 3)
+    assert "third power" in capsys.readouterr().out
+    assert not ex.check_cubic_extrapolation(t, None)
+
+
+def test_check_slope(capsys):
+    d = np.array([2, 4, 8, 16, 32, 64, 128, 256, 512])
+    t = 1e-4 + 1e-7 * d**2.0
+    keep = d >= 64
+    right = np.polyfit(np.log(d[keep]), np.log(t[keep]), 1)[0]
+    assert ex.check_slope(d, t, right, d_min=64)
+    assert not ex.check_slope(d, t, np.polyfit(np.log(d), np.log(t), 1)[0], d_min=64)
+    assert "over all d" in capsys.readouterr().out
+    assert not ex.check_slope(d, t, np.polyfit(d[keep], t[keep], 1)[0], d_min=64)
+    assert "linear axes" in capsys.readouterr().out
+    assert not ex.check_slope(d, t, np.polyfit(np.log(t[keep]), np.log(d[keep]), 1)[0], d_min=64)
+    assert "swapped" in capsys.readouterr().out
+    assert not ex.check_slope(d, t, None)
+    assert not ex.check_slope(d, t[:3], 1.0)

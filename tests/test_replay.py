@@ -1,0 +1,106 @@
+"""Kernel-free replays: self-contained HTML (no request to any other host), frames that decode
+as images, unique ids per player, and a size that lets several share a page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+import flowlab as fl
+import flowlab.replay as replay
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """A realistic player: 50 snapshots (every 2 steps of 100) of a flow learning the circles."""
+    flow = fl.Flow(fl.MAF(2, hidden=(16, 16), layers=3), fl.StandardNormal(2))
+    x = fl.targets.circles(1000, seed=0)
+    valid = fl.targets.circles(1000, seed=1)
+    reference = float(-fl.targets.circles_log_prob(valid).mean())
+    return replay.record(flow, x, steps=100, every=2, lr=3e-2, valid=valid, reference=reference, title="MAF on circles")
+
+
+def frames_of(page: str) -> list[bytes]:
+    return [base64.b64decode(b) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)]
+
+
+def test_frames_and_steps(recorded):
+    assert len(recorded.frames) == 51 and recorded.steps == list(range(0, 101, 2))
+    assert len(recorded.loss) == 100 and recorded.valid_nll
+
+
+def test_no_external_url(recorded):
+    page = recorded.html()
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?//""", page), "a protocol-relative URL loads from another host"
+    for url in re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", page):
+        assert url == "" or url.startswith("data:"), url
+    assert "<script src" not in page and "@import" not in page and "url(" not in page
+
+
+def test_every_frame_decodes_as_an_image(recorded):
+    page = recorded.html()
+    frames = frames_of(page)
+    assert len(frames) >= len(recorded.frames)  # the first image shown plus every frame in the player's data
+    for data in frames:
+        assert data.startswith(PNG)
+        image = matplotlib.image.imread(io.BytesIO(data), format="png")
+        assert image.shape[:2] == (200, 408) and np.isfinite(image).all()
+    # the pictures change as the flow learns
+    assert recorded.frames[0] != recorded.frames[-1]
+
+
+def test_size_fits_several_players_on_a_page(recorded):
+    size = recorded.nbytes
+    print(f"replay of {len(recorded.frames)} frames: {size / 1e6:.2f} MB")
+    assert size < 1.5e6
+
+
+def test_players_have_unique_ids(recorded):
+    a, b = recorded.html(), recorded.html()
+    ids_a = set(re.findall(r'id="([^"]+)"', a))
+    ids_b = set(re.findall(r'id="([^"]+)"', b))
+    assert ids_a and not ids_a & ids_b
+    assert recorded._repr_html_().startswith("<div")
+    assert "Binder" in a and "Colab" in a and "locally" in a
+
+
+def test_png_encoder_round_trip():
+    rng = np.random.default_rng(0)
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    indices = rng.integers(0, 256, (17, 23), dtype=np.uint8)
+    image = matplotlib.image.imread(io.BytesIO(replay.png(indices, palette)), format="png")
+    rgb = np.round(image[..., :3] * 255).astype(np.uint8)
+    assert np.array_equal(rgb, palette[indices])
+
+
+def test_painter_uses_the_flows_device(device):
+    flow = fl.Flow(fl.MAF(2, hidden=(8,)), fl.StandardNormal(2)).to(device)
+    painter = replay.Painter(fl.targets.moons(100, seed=0), grid=8, size=16, samples=10)
+    logp, samples = painter.evaluate(flow)
+    assert logp.shape == (8, 8) and samples.shape == (10, 2)
+    assert painter(flow).startswith(PNG)
+
+
+def test_record_rejects_bad_input():
+    flow = fl.Flow(fl.MAF(2), fl.StandardNormal(2))
+    with pytest.raises(ValueError, match="every"):
+        replay.record(flow, fl.targets.moons(10), steps=5, every=0)
+    with pytest.raises(ValueError, match="columns"):
+        replay.record(flow, torch.zeros(10, 3), steps=5)
+    with pytest.raises(ValueError, match="2-D"):
+        replay.Painter()(fl.Flow(fl.MAF(3), fl.StandardNormal(3)))
+
+
+def test_loss_svg_handles_empty_and_diverging_curves():
+    assert "<svg" in replay.loss_svg([])
+    svg = replay.loss_svg([3.0, 2.0, float("nan"), 1e30, 1.0], [2, 4], [2.5, 1.5], reference=1.2, total=10)
+    assert "nan" not in svg and "inf" not in svg
