@@ -7,9 +7,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
-# Torch threads in the processes that execute chapters and tests (e.g. `make book TORCH_THREADS=1`).
-# Empty means torch's own default (one thread per core).
-TORCH_THREADS ?=
+# Torch CPU threads in every process that executes chapters or tests (sets OMP_NUM_THREADS).
+# One thread is the default: the chapters train small 2-D flows, and on a 2-core machine a kernel
+# with 2 threads next to the build's own process ran the opening chapter over 5x slower.
+# `make book TORCH_THREADS=` (empty) leaves torch's default of one thread per core.
+TORCH_THREADS ?= 1
 
 THREADS_ENV := $(if $(TORCH_THREADS),OMP_NUM_THREADS=$(TORCH_THREADS) MKL_NUM_THREADS=$(TORCH_THREADS),)
 
@@ -24,7 +26,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	touch $@
 
 book: $(VENV)/.installed
-	$(THREADS_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+	$(THREADS_ENV) $(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo
 	@echo "The book is in _build/html. Open it directly:"
 	@echo "    file://$(CURDIR)/_build/html/index.html"

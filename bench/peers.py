@@ -162,10 +162,13 @@ class FitRunner:
         self.pauses = set(itertools_accumulate(chunks)[:-1])
         self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.count = 0  # steps done so far
+        self.finished = False
         self.history = None
         self.error: BaseException | None = None
 
     def _callback(self, step: int, loss: float) -> None:
+        self.count, self.last_loss = step, loss
         if step in self.pauses:
             self.done.release()
             self.go.acquire()
@@ -173,20 +176,27 @@ class FitRunner:
     def _run(self) -> None:
         self.go.acquire()
         try:
-            self.history = fl.fit(self.flow, self.x, steps=self.steps, lr=5e-3, progress=False, callback=self._callback)
+            # the notes' workload: full batch (batch_size=None), lr 5e-3; fit's other defaults
+            self.history = fl.fit(self.flow, self.x, steps=self.steps, lr=5e-3, batch_size=None, progress=False,
+                                  callback=self._callback)
         except BaseException as e:  # re-raised in the main thread
             self.error = e
         finally:
+            self.finished = True
             self.done.release()
 
-    def chunk(self) -> float:
-        if not self.thread.is_alive() and self.history is None and self.error is None:
+    def chunk(self) -> int:
+        """Lets fit run its next chunk; returns the number of steps it did."""
+        if self.finished:
+            return 0
+        if not self.thread.is_alive():
             self.thread.start()
+        before = self.count
         self.go.release()
         self.done.acquire()
         if self.error is not None:
             raise self.error
-        return self.history.loss[-1] if self.history is not None else float("nan")
+        return self.count - before
 
 
 def itertools_accumulate(values: list[int]) -> list[int]:
@@ -282,11 +292,16 @@ def main(argv=None) -> int:
     for r, k in enumerate(chunks):
         order = entries[r % len(entries):] + entries[: r % len(entries)]
         for e in order:
-            dt, loss = timed(e.runner.chunk if e.runner else functools.partial(train_steps, e, x, k))
-            e.ms_per_step.append(1e3 * dt / k)
-            e.loss = loss
+            if e.runner is None:
+                dt, e.loss = timed(functools.partial(train_steps, e, x, k))
+                done = k
+            else:
+                dt, done = timed(e.runner.chunk)
+                e.loss = e.runner.last_loss if e.runner.count else float("nan")
+            if done:  # fit may stop early (its divergence guard): then it has no more steps to time
+                e.ms_per_step.append(1e3 * dt / done)
         print(f"round {r + 1}/{len(chunks)} ({k} steps): "
-              + ", ".join(f"{e.name} {e.ms_per_step[-1]:.2f}" for e in entries)
+              + ", ".join(f"{e.name} {e.ms_per_step[-1]:.2f}" if e.ms_per_step else f"{e.name} -" for e in entries)
               + f" ms/step  [{time.perf_counter() - start:.0f} s]", flush=True)
     for e in entries:
         if e.runner is not None:

@@ -275,9 +275,9 @@ class Trainer:
     steps = _Setting()
     device = _Setting()
 
-    def __init__(self, target="circles", family: str = "spline autoregressive", layers: int = 3, hidden: int = 64,
+    def __init__(self, target="circles", family: str = "spline autoregressive", layers: int = 4, hidden: int = 64,
                  bins: int = 8, bound: float = 4.0, parts: int | None = None, lr: float = 5e-3,
-                 batch_size: int | None = None, steps: int = 1000, device=None, *, seed: int = 0,
+                 batch_size: int | None = 32, steps: int = 2000, device=None, *, seed: int = 0,
                  threads: int = 1, fps: float = 15.0, valid_every: int = 20, size: int = 224, grid: int = 48):
         self.seed = seed
         self.threads = check_positive_int("threads", threads)
@@ -341,7 +341,7 @@ class Trainer:
                                 description="parts", style=style),
             "lr": w.FloatLogSlider(base=10, min=-4, max=0, step=0.1, readout_format=".1e", description="learning rate",
                                    style=style),
-            "batch_size": w.Dropdown(options=[("all data", None), 64, 128, 256, 512], description="batch", style=style),
+            "batch_size": w.Dropdown(options=[("all data", None), 32, 64, 128, 256, 512], description="batch", style=style),
             "steps": w.BoundedIntText(min=1, max=1_000_000, step=100, description="steps", style=style,
                                       layout=w.Layout(width="160px")),
             "device": w.Dropdown(options=devices, description="device", style=style),
@@ -561,7 +561,7 @@ class Trainer:
         )
         self._draw()
         if initial:
-            defaults = dict(lr=5e-3, batch_size=None, steps=1000, device=available_devices()[0])
+            defaults = dict(lr=5e-3, batch_size=32, steps=2000, device=available_devices()[0])
             problems = []
             for name in _RUN:
                 problem = self._run_problem(name)
@@ -574,7 +574,7 @@ class Trainer:
 
     def _fallback(self, error: BaseException) -> None:
         """The constructor's settings cannot work: show the default dashboard and say why."""
-        self._settings.update(target="circles", family="spline autoregressive", layers=3, hidden=64, bins=8,
+        self._settings.update(target="circles", family="spline autoregressive", layers=4, hidden=64, bins=8,
                               bound=4.0, parts=None)
         self._custom = None
         self._falling_back = True

@@ -36,7 +36,7 @@ def forward_kl(flow: Flow, x: Tensor) -> Tensor:
     Example:
         >>> import torch, flowlab as fl
         >>> flow = fl.Flow(fl.MAF(2), fl.StandardNormal(2))
-        >>> float(fl.forward_kl(flow, torch.zeros(3, 2))) > 0
+        >>> float(fl.forward_kl(flow, torch.zeros(3, 2)).detach()) > 0
         True
     """
     return -flow.log_prob(x).mean()
@@ -155,7 +155,7 @@ def fit(
     data,
     steps: int = 2000,
     lr: float = 5e-3,
-    batch_size: int | None = None,
+    batch_size: int | None = 32,
     valid=None,
     device=None,
     *,
@@ -174,7 +174,10 @@ def fit(
     samples of its own per step (256 when ``batch_size`` is None); ``valid`` may then hold
     samples of the target to record their NLL.
 
-    * ``batch_size=None`` uses the whole data set at every step (as in the notes).
+    * ``batch_size``: rows per step, drawn at random. The default, 32 with the cosine
+      schedule below, generalizes markedly better from small data sets than full-batch
+      steps (chapter 1 measures it); ``batch_size=None`` uses the whole data set at every
+      step, as the notes' loop does.
     * ``valid``: held-out data, or a fraction such as ``0.2`` to hold out that share of
       ``data`` at random. Its mean NLL is recorded every ``valid_every`` steps, and with
       ``keep_best`` the parameters with the lowest validation NLL are restored at the end

@@ -94,9 +94,13 @@ def jupyter_book_command() -> list[str]:
 
 
 def build(root: Path) -> BookBuild:
-    """`jupyter-book build ROOT -W -n --keep-going`, executing every chapter; the log goes to _build/."""
+    """`jupyter-book build ROOT --all -W -n --keep-going`: every page re-read, every chapter executed.
+
+    `--all` matters: an incremental build re-executes nothing and repeats no earlier warning.
+    The log goes to _build/.
+    """
     root = Path(root).resolve()
-    command = [*jupyter_book_command(), "build", str(root), "-W", "-n", "--keep-going"]
+    command = [*jupyter_book_command(), "build", str(root), "--all", "-W", "-n", "--keep-going"]
     start = time.monotonic()
     proc = subprocess.run(
         command,

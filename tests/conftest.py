@@ -8,6 +8,8 @@ Options:
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -29,6 +31,9 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     # the tests use small tensors: one CPU thread avoids oversubscribing a small machine
     torch.set_num_threads(1)
+    # the same for the kernels that nbmake and the book build start (they inherit the environment):
+    # on 2 cores, the opening chapter ran >5x slower with torch's default of 2 threads per kernel
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +47,7 @@ def device(request) -> torch.device:
 
 @pytest.fixture(scope="session")
 def book(request) -> BookBuild:
-    """The book, built once per run with `jupyter-book build . -W -n --keep-going` (every chapter executed).
+    """The book, built once per run with `jupyter-book build . --all -W -n --keep-going` (every chapter executed).
 
     Fails every test that uses it, with the end of the build log, if the build fails or warns.
     """

@@ -166,7 +166,7 @@ def test_gaussian_fits_cover_and_seek():
     x = T.two_modes(2000, seed=0)
     torch.manual_seed(0)
     fwd = gaussian_flow()
-    fl.fit(fwd, x, steps=200, lr=1e-1, progress=False)
+    fl.fit(fwd, x, steps=200, lr=1e-1, batch_size=None, progress=False)
     torch.manual_seed(0)
     rev = gaussian_flow()
     fl.fit(rev, T.two_modes_log_prob, steps=500, lr=1e-1, batch_size=256, progress=False)
