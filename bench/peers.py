@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import platform
 import statistics
@@ -159,7 +160,7 @@ class FitRunner:
 
     def __init__(self, flow: fl.Flow, x: torch.Tensor, chunks: list[int]):
         self.flow, self.x, self.steps = flow, x, sum(chunks)
-        self.pauses = set(itertools_accumulate(chunks)[:-1])
+        self.pauses = set(list(itertools.accumulate(chunks))[:-1])
         self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.count = 0  # steps done so far
@@ -199,14 +200,6 @@ class FitRunner:
         return self.count - before
 
 
-def itertools_accumulate(values: list[int]) -> list[int]:
-    out, total = [], 0
-    for v in values:
-        total += v
-        out.append(total)
-    return out
-
-
 def split(steps: int, rounds: int) -> list[int]:
     rounds = max(1, min(rounds, steps))
     return [steps // rounds + (1 if i < steps % rounds else 0) for i in range(rounds)]
@@ -231,11 +224,14 @@ def main(argv=None) -> int:
     p.add_argument("--libs", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES),
                    help="libraries to run (default all; flowlab is needed for the ratio line)")
     p.add_argument("--flowtorch-linear", action="store_true",
-                   help="also run flowtorch's default linear-rational spline (order='linear'); slow")
-    p.add_argument("--quick", action="store_true", help="short run: 200 steps, 4 rounds, 20,000 points, 2 repeats")
+                   help="also run flowtorch's default linear-rational spline (order='linear')")
+    p.add_argument("--quick", action="store_true",
+                   help="short run: 200 steps, 4 rounds, 20,000 points, 2 repeats (unless given explicitly)")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.rounds, args.n_time, args.repeats = 200, 4, 20_000, 2
+        for name, value in (("steps", 200), ("rounds", 4), ("n_time", 20_000), ("repeats", 2)):
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Computing _log_abs_det_jacobian")
 
