@@ -6,7 +6,8 @@ it trains a three-layer flow, with a fixed permutation of the coordinates betwee
 records:
 
 * the held-out NLL (nats per point, lower is better; early stopping on a validation split);
-* milliseconds per training step (density direction: one conditioner pass per layer);
+* milliseconds per training step (a batch of 256 for the moons, the whole training set for the
+  8-D data; the density direction: one conditioner pass per layer, then backpropagation);
 * milliseconds to draw ``n`` samples (the inverse: K passes per layer, plus bisection for the
   transformers without a closed-form inverse);
 * milliseconds to evaluate the log-density of ``n`` points.
@@ -21,8 +22,9 @@ The book loads the CSV it writes; regenerate it with
     python bench/autoregressive_table.py            # about 10 min on a 2-core CPU
     python bench/autoregressive_table.py --quick    # a smoke test: a few steps per pair
 
-Timings are single-threaded CPU times (``torch.set_num_threads(1)``), best of three calls
-for anything that takes under a second.
+Timings are single-threaded CPU times (``torch.set_num_threads(1)``): for anything that takes
+under a second, the best of five runs of repeated calls. On a shared machine they vary by tens
+of percent from run to run; compare ratios, not digits.
 """
 
 from __future__ import annotations
@@ -86,18 +88,48 @@ def build(d: int, transformer: str, kind, layers: int = 3, hidden: int = 32) -> 
     return fl.Flow(fl.Compose(*blocks), fl.StandardNormal(d))
 
 
-def best_ms(fn, repeat: int = 3) -> float:
+def best_ms(fn, repeat: int = 5, budget: float = 0.05) -> float:
+    """Milliseconds per call of ``fn``: the best of ``repeat`` runs, each repeating the call
+    until it lasts about ``budget`` seconds (one run of one call for calls over a second)."""
     start = time.perf_counter()
     fn()
     first = time.perf_counter() - start
     if first > 1.0:
         return 1e3 * first
-    runs = [first]
-    for _ in range(repeat - 1):
+    calls = max(1, int(budget / max(first, 1e-6)))
+    runs = []
+    for _ in range(repeat if first < 0.2 else 2):
         start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
+        for _ in range(calls):
+            fn()
+        runs.append((time.perf_counter() - start) / calls)
     return 1e3 * min(runs)
+
+
+def training_step(flow: fl.Flow, x: torch.Tensor, batch_size: int | None):
+    """One maximum-likelihood step (a minibatch, forward, backward, Adam), as a function to time."""
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        batch = x if batch_size is None else x[torch.randint(len(x), (batch_size,), generator=g)]
+        loss = -flow.log_prob(batch).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -124,9 +156,10 @@ def main() -> None:
                                  progress=False)
                 with torch.no_grad():
                     nll = float(-flow.log_prob(x_test).mean())
-                    z = x_test[: args.n] if len(x_test) >= args.n else x_train[: args.n]
+                    z = x_test.repeat(-(-args.n // len(x_test)), 1)[: args.n]  # n held-out points
                     density_ms = best_ms(lambda: flow.log_prob(z))
                     sample_ms = best_ms(lambda: flow.sample(args.n, generator=torch.Generator().manual_seed(0)))
+                step_ms = best_ms(training_step(flow, x_train, train["batch_size"]))  # after the NLL: it moves the flow
                 row = {
                     "target": name,
                     "D": d,
@@ -136,13 +169,13 @@ def main() -> None:
                     "passes per layer": d if kind == "RNN" else kind,
                     "parameters": sum(p.numel() for p in flow.parameters()),
                     "held-out NLL": round(nll, 3),
-                    "ms per step": round(1e3 * history.time / max(history.steps, 1), 2),
+                    "ms per step": round(step_ms, 2),
                     f"ms to sample {args.n}": round(sample_ms, 1),
                     f"ms for density of {args.n}": round(density_ms, 2),
                 }
                 rows.append(row)
                 print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
+    machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:

@@ -25,6 +25,7 @@ every density of :data:`flowlab.targets.DENSITIES`, and what is added to :data:`
 
 from __future__ import annotations
 
+import atexit
 import copy
 import html
 import math
@@ -38,11 +39,13 @@ from torch import Tensor
 
 from . import targets as _targets
 from ._checks import as_data, check_positive_float, check_positive_int
-from .autoregressive import MAF, SplineAutoregressive
+from .autoregressive import MAF, Autoregressive, SplineAutoregressive, _stack
+from .conditioners import MaskedConditioner, RNNConditioner
 from .core import Flow, StandardNormal
 from .device import available_devices
 from .replay import Painter, Replay, loss_svg, record
 from .train import History, reverse_kl
+from .transformers import Affine, Integral, MonotonicNN, RQSpline
 
 # --------------------------------------------------------------------------------------------
 # Targets
@@ -189,13 +192,45 @@ def _iaf(features, layers, hidden, bins, bound, parts):
     return MAF(features, hidden=(hidden, hidden), layers=layers, parts=parts).inv
 
 
+_TRANSFORMERS = {
+    "affine": lambda bins, bound: Affine(),
+    "spline": lambda bins, bound: RQSpline(bins, bound),
+    "monotonic NN": lambda bins, bound: MonotonicNN(),
+    "integral (UMNN)": lambda bins, bound: Integral(nodes=16),
+}
+
+
+def _pair(transformer: str, conditioner: str) -> Callable:
+    """A builder for ``layers`` layers of ``transformer`` with a masked or recurrent conditioner."""
+
+    def build(features, layers, hidden, bins, bound, parts):
+        def layer():
+            if conditioner == "masked":
+                c = MaskedConditioner(features, parts, (hidden, hidden))
+            else:
+                c = RNNConditioner(features, hidden=hidden)
+            return Autoregressive(c, _TRANSFORMERS[transformer](bins, bound))
+
+        return _stack(features, layers, layer)
+
+    return build
+
+
 FAMILIES: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "spline autoregressive": (_spline, ("bins", "bound", "parts")),
     "MAF": (_maf, ("parts",)),
     "IAF (inverse MAF)": (_iaf, ("parts",)),
+    "monotonic NN, masked": (_pair("monotonic NN", "masked"), ("parts",)),
+    "integral (UMNN), masked": (_pair("integral (UMNN)", "masked"), ("parts",)),
+    "affine, recurrent (GRU)": (_pair("affine", "RNN"), ()),
+    "spline, recurrent (GRU)": (_pair("spline", "RNN"), ("bins", "bound")),
+    "monotonic NN, recurrent (GRU)": (_pair("monotonic NN", "RNN"), ()),
+    "integral (UMNN), recurrent (GRU)": (_pair("integral (UMNN)", "RNN"), ()),
 }
 """Flow families by name: a builder ``(features, layers, hidden, bins, bound, parts) -> Transform``
-and the names of the knobs it uses (the others are hidden in the dashboard)."""
+and the names of the knobs it uses (the others are hidden in the dashboard). Every transformer
+of :mod:`flowlab.transformers` appears with a masked conditioner (K parts) and with the
+recurrent one; the integral transformer uses 16 quadrature nodes to stay interactive."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,6 +247,14 @@ def _label(name: str) -> str:
 
 
 _TRAINERS: "weakref.WeakSet[Trainer]" = weakref.WeakSet()  # every dashboard of this process
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every dashboard's threads before the interpreter exits (a thread killed in the
+    middle of a torch operation aborts the process)."""
+    for trainer in list(_TRAINERS):
+        trainer.stop(quiet=True)
 
 
 class _Setting:
@@ -337,7 +380,8 @@ class Trainer:
             "hidden": w.Dropdown(options=[8, 16, 32, 64, 128, 256], description="hidden", style=style),
             "bins": w.IntSlider(min=1, max=32, description="bins", style=style),
             "bound": w.FloatSlider(min=1.0, max=8.0, step=0.5, description="bound", style=style),
-            "parts": w.Dropdown(options=[("K = D (autoregressive)", None), ("K = 1 (elementwise)", 1)],
+            "parts": w.Dropdown(options=[("K = D (autoregressive)", None), ("K = 2 (coupling)", 2),
+                                         ("K = 1 (elementwise)", 1)],
                                 description="parts", style=style),
             "lr": w.FloatLogSlider(base=10, min=-4, max=0, step=0.1, readout_format=".1e", description="learning rate",
                                    style=style),
@@ -376,7 +420,7 @@ class Trainer:
 
     def _show_family_knobs(self):
         knobs = FAMILIES.get(self._settings["family"], (None, ()))[1]
-        for name in ("bins", "bound"):
+        for name in ("bins", "bound", "parts"):
             self._controls[name].layout.display = None if name in knobs else "none"
 
     def _say(self, text: str, error: bool = False) -> None:

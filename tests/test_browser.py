@@ -9,26 +9,12 @@ Needs Debian's `chromium` on the PATH (`apt-get install -y chromium`); the test 
 
 from __future__ import annotations
 
-import functools
-import http.server
-import shutil
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from bookbuild import source_of, toc_pages
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from browsing import chromium, serve
 
 # Known, harmless 404s: the widget html-manager's stylesheet asks for its Font Awesome icon
 # fonts at @jupyter-widgets/html-manager/dist/ next to the page, not next to its bundle. The
@@ -49,38 +35,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("page", toc_pages(root))
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the signature is http.server's
-        pass
-
-
 @pytest.fixture(scope="module")
 def site(book):
-    """Serve the built site on 127.0.0.1 (a free port) from a thread; yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(book.html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """The built site, served on 127.0.0.1; yields its base URL."""
+    with serve(book.html) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "the browser test needs Debian's chromium on the PATH: run `apt-get install -y chromium` "
-            "(`.ci/run` does it). Do not use `playwright install`.",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def _is_local(url: str, base: str) -> bool:

@@ -6,7 +6,6 @@ machine to assert on. What is tested is every identity the chapter relies on.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -9,31 +9,13 @@ Needs Debian's `chromium` on the PATH (`apt-get install -y chromium`); the test 
 
 from __future__ import annotations
 
-import functools
-import http.server
-import shutil
-import threading
 from urllib.parse import urlsplit
 
 import pytest
+from browsing import chromium, serve
 
 import flowlab as fl
 import flowlab.replay as replay
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the signature is http.server's
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +30,14 @@ def page_url(tmp_path_factory):
     page = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>two players</title></head><body>'
     page += "".join(players) + "</body></html>"
     (root / "index.html").write_text(page, encoding="utf-8")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.html", root / "index.html"
-    server.shutdown()
-    server.server_close()
+    with serve(root) as base:
+        yield f"{base}/index.html", root / "index.html"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "this test needs Debian's chromium on the PATH: run `apt-get install -y chromium`. "
-            "Do not use `playwright install`.",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_two_players_work_offline(browser, page_url):

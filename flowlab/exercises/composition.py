@@ -101,7 +101,7 @@ def check_compose_inverse(inverse: Callable[[list, Tensor], tuple[Tensor, Tensor
     truth_x, truth_ladj = Compose(*ls).inverse(z)
 
     if not _close(x, truth_x):
-        wrong_order, y = [], z
+        y = z
         for t in ls:
             y, _ = t.inverse(y)
         forward_x, _ = Compose(*ls)(z)

@@ -19,9 +19,10 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from ._feedback import number as _number
 
 __all__ = [
     "check_base_term",
@@ -30,26 +31,6 @@ __all__ = [
     "check_moment_matching",
     "gaussian_kl",
 ]
-
-
-def _number(name: str, value) -> float | None:
-    """``value`` as a float, or ``None`` after printing what is wrong with it."""
-    if value is None:
-        print(f"No answer yet: replace None in `{name} = None` with your value.")
-        return None
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            print(f"Not yet: {name} should be a single number, got a tensor of shape {tuple(value.shape)}.")
-            return None
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        print(f"Not yet: {name} should be a number, got {type(value).__name__}.")
-        return None
-    value = float(value)
-    if not math.isfinite(value):
-        print(f"Not yet: {name} is {value}; it should be a finite number.")
-        return None
-    return value
 
 
 def _close(a: float, b: float, tol: float) -> bool:
