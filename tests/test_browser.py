@@ -155,8 +155,30 @@ def test_page_in_browser(browser, site, book, page):
             rendered = p.locator(".jupyter-widgets").count()
             assert rendered > 0, f"{views} saved widget(s) on the page, none rendered"
             assert not p.locator("text=Error displaying widget").count(), "a saved widget failed to render"
+        _check_replays(p)
     finally:
         visit.close()
+
+
+def _check_replays(page) -> None:
+    """Every replay on the page plays: moving its slider changes its picture and its label."""
+    players = page.locator(".flowlab-replay")
+    for i in range(players.count()):
+        uid = players.nth(i).get_attribute("id")
+        image, slider = page.locator(f"#{uid}-img"), page.locator(f"#{uid}-slider")
+        last = image.get_attribute("src")
+        assert last.startswith("data:image/png;base64,"), f"replay {uid} shows no picture"
+        assert page.evaluate(f"() => document.getElementById('{uid}-img').naturalWidth") > 0
+        slider.fill("0")  # the first snapshot, before training
+        assert image.get_attribute("src") != last, f"moving the slider of replay {uid} did not change its picture"
+        assert page.locator(f"#{uid}-label").inner_text().startswith("step 0")
+
+
+def test_every_chapter_has_a_replay(book):
+    """Each chapter shows the kernel-free replay of its live widget."""
+    for page in book.pages:
+        if source_of(book.root, page).suffix == ".ipynb":
+            assert "flowlab-replay" in (book.html / f"{page}.html").read_text(), f"{page} has no replay"
 
 
 def test_page_from_disk(browser, book, page):
