@@ -6,7 +6,8 @@ One autoregressive rational-quadratic spline layer in 2-D, the same in every lib
 * masked (MADE) conditioner 2 -> 256 -> 256 -> 2 x 23, ReLU (78,382 parameters);
 * 8 bins on [-3, 3], identity (linear) tails outside, standard normal base;
 * data ``flowlab.targets.circles(1000, seed=0)``; full-batch Adam, lr 5e-3, 2000 steps,
-  the same hand-written loop for every library; ``fl.fit`` is reported on its own row.
+  the same hand-written loop for every library; ``fl.fit`` is reported on its own row (one
+  uninterrupted run, timed as a whole).
 
 Training is interleaved: the steps are split into rounds and in each round every library
 trains its next chunk of steps (the order rotates from round to round), so that a noisy,
@@ -30,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import os
 import platform
 import statistics
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -154,50 +153,27 @@ def train_steps(entry: Entry, x: torch.Tensor, steps: int) -> float:
 
 
 class FitRunner:
-    """Runs ``fl.fit`` for all the steps in a worker thread, pausing it (from fit's callback)
-    at the end of every chunk, so that one uninterrupted ``fit`` call is interleaved with the
-    hand-written loops of the other libraries."""
+    """Runs ``fl.fit`` for all the steps in one call, in the main thread, when its turn first
+    comes. (Pausing ``fit`` in a worker thread between rounds was tried: the paused thread's
+    OpenMP workers kept slowing every other library.) Its ms/step is therefore one value over
+    all the steps, not a median over rounds."""
 
     def __init__(self, flow: fl.Flow, x: torch.Tensor, chunks: list[int]):
         self.flow, self.x, self.steps = flow, x, sum(chunks)
-        self.pauses = set(list(itertools.accumulate(chunks))[:-1])
-        self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
-        self.thread = threading.Thread(target=self._run, daemon=True)
         self.count = 0  # steps done so far
-        self.finished = False
+        self.last_loss = float("nan")
         self.history = None
-        self.error: BaseException | None = None
-
-    def _callback(self, step: int, loss: float) -> None:
-        self.count, self.last_loss = step, loss
-        if step in self.pauses:
-            self.done.release()
-            self.go.acquire()
-
-    def _run(self) -> None:
-        self.go.acquire()
-        try:
-            # the notes' workload: full batch (batch_size=None), lr 5e-3; fit's other defaults
-            self.history = fl.fit(self.flow, self.x, steps=self.steps, lr=5e-3, batch_size=None, progress=False,
-                                  callback=self._callback)
-        except BaseException as e:  # re-raised in the main thread
-            self.error = e
-        finally:
-            self.finished = True
-            self.done.release()
 
     def chunk(self) -> int:
-        """Lets fit run its next chunk; returns the number of steps it did."""
-        if self.finished:
+        """The whole ``fit`` the first time; 0 afterwards. Returns the number of steps done."""
+        if self.history is not None:
             return 0
-        if not self.thread.is_alive():
-            self.thread.start()
-        before = self.count
-        self.go.release()
-        self.done.acquire()
-        if self.error is not None:
-            raise self.error
-        return self.count - before
+        # the notes' workload: full batch (batch_size=None), lr 5e-3; fit's other defaults
+        self.history = fl.fit(self.flow, self.x, steps=self.steps, lr=5e-3, batch_size=None, progress=False)
+        self.count = self.history.steps
+        if self.history.loss:
+            self.last_loss = self.history.loss[-1]
+        return self.count
 
 
 def split(steps: int, rounds: int) -> list[int]:
@@ -301,7 +277,6 @@ def main(argv=None) -> int:
               + f" ms/step  [{time.perf_counter() - start:.0f} s]", flush=True)
     for e in entries:
         if e.runner is not None:
-            e.runner.thread.join()
             if e.runner.history.message:
                 print(f"  note: fl.fit says: {e.runner.history.message}")
     print()

@@ -38,9 +38,10 @@ class MaskedLinear(nn.Linear):
         out_features, in_features = mask.shape
         super().__init__(in_features, out_features)
         self.register_buffer("mask", mask.to(self.weight.dtype))
+        self.dense = bool(mask.all())  # nothing to mask: skip the product
 
     def forward(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+        return nn.functional.linear(x, self.weight if self.dense else self.weight * self.mask, self.bias)
 
 
 class MaskedMLP(nn.Sequential):

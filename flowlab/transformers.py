@@ -137,10 +137,14 @@ class RQSpline(Transformer):
         w, h = x1 - x0, y1 - y0
         s = h / w
         xi = ((xc - x0) / w).clamp(0, 1)
-        xi1 = xi * (1 - xi)
-        den = s + (d0 + d1 - 2 * s) * xi1
-        y = y0 + h * (s * xi * xi + d0 * xi1) / den
-        ld = self._log_derivative(s, d0, d1, xi, den)
+        t = d0 + d1 - 2 * s
+        a = s - d0
+        den = s + t * xi * (1 - xi)
+        # the same rational quadratic as in the docstring, with fewer operations:
+        # s xi^2 + d0 xi (1 - xi) = xi (d0 + a xi), and the derivative's numerator
+        # d1 xi^2 + 2 s xi (1 - xi) + d0 (1 - xi)^2 = d0 + xi (2 a + t xi)
+        y = y0 + h * xi * (d0 + a * xi) / den
+        ld = 2 * torch.log(s / den) + torch.log(d0 + xi * (2 * a + t * xi))
         return torch.where(inside, y, x), torch.where(inside, ld, 0.0)
 
     def inverse(self, y: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
