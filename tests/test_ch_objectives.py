@@ -14,17 +14,6 @@ from flowlab.train import reverse_kl
 T = fl.targets
 
 
-def set_constants(conditioner, c):
-    """Set the learned constants (features, outputs) of a one-part conditioner."""
-    net = conditioner.net
-    with torch.no_grad():
-        if isinstance(net, torch.Tensor):  # stored as a parameter
-            net.copy_(c.reshape(net.shape))
-        else:  # stored as the bias of a network that sees no input
-            net[-1].weight.zero_()
-            net[-1].bias.copy_(c.flatten())
-
-
 def grid_log_integral(log_prob, x_range, y_range, n=1200) -> float:
     """log of the integral of exp(log_prob) over a rectangle, by the midpoint rule (float64)."""
     xs = torch.linspace(*x_range, n + 1, dtype=torch.float64)
@@ -197,7 +186,8 @@ def fixed_gaussian(mean, std):
     layer = flow.transform
     s = -math.log(std)
     u = layer.transformer.scale_bound * math.atanh(s / layer.transformer.scale_bound)
-    set_constants(layer.conditioner, torch.tensor([[-mean[0] / std, u], [-mean[1] / std, u]]))
+    with torch.no_grad():  # a one-part conditioner's parameters are its constants, (features, outputs)
+        layer.conditioner.net.copy_(torch.tensor([[-mean[0] / std, u], [-mean[1] / std, u]]))
     return flow
 
 

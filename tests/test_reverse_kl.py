@@ -12,17 +12,6 @@ import flowlab as fl
 from flowlab.train import reverse_kl
 
 
-def set_constants(conditioner, c):
-    """Set the learned constants (features, outputs) of a one-part conditioner."""
-    net = conditioner.net
-    with torch.no_grad():
-        if isinstance(net, torch.Tensor):  # stored as a parameter
-            net.copy_(c.reshape(net.shape))
-        else:  # stored as the bias of a network that sees no input
-            net[-1].weight.zero_()
-            net[-1].bias.copy_(c.flatten())
-
-
 def gaussian_flow(mean, std) -> fl.Flow:
     """A flow whose density is exactly N(mean, diag(std^2)): one autoregressive layer with a
     single part (learned constants) and an affine transformer, parameters set by hand."""
@@ -35,7 +24,8 @@ def gaussian_flow(mean, std) -> fl.Flow:
     t = -mean * torch.exp(s)
     bound = layer.transformer.scale_bound
     u = bound * torch.atanh(s / bound)
-    set_constants(layer.conditioner, torch.stack([t, u], dim=1))
+    with torch.no_grad():  # a one-part conditioner's parameters are its constants, (features, outputs)
+        layer.conditioner.net.copy_(torch.stack([t, u], dim=1))
     return flow
 
 
