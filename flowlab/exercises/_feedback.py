@@ -31,3 +31,8 @@ def number(name: str, value) -> float | None:
         print(f"Not yet: {name} is {value}; it should be a finite number.")
         return None
     return value
+
+
+def close(a: float, b: float, tol: float) -> bool:
+    """``a`` equals ``b`` up to a relative tolerance (absolute below 1)."""
+    return abs(a - b) <= tol * max(1.0, abs(b))

@@ -24,6 +24,7 @@ import math
 import numpy as np
 import torch
 
+from ._feedback import close as _close
 from ._feedback import number as _number
 
 __all__ = [
@@ -34,10 +35,6 @@ __all__ = [
     "low_rank_factors",
     "lower_triangular",
 ]
-
-
-def _close(a: float, b: float, tol: float) -> bool:
-    return abs(a - b) <= tol * max(1.0, abs(b))
 
 
 def lower_triangular(d: int = 6, seed: int = 0) -> torch.Tensor:

@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from ._feedback import close as _close
 from ._feedback import number as _number
 
 __all__ = [
@@ -31,10 +32,6 @@ __all__ = [
     "check_moment_matching",
     "gaussian_kl",
 ]
-
-
-def _close(a: float, b: float, tol: float) -> bool:
-    return abs(a - b) <= tol * max(1.0, abs(b))
 
 
 def gaussian_kl(mean_p: float, std_p: float, mean_q: float, std_q: float) -> float:
