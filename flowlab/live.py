@@ -44,7 +44,7 @@ from .conditioners import MaskedConditioner, RNNConditioner
 from .core import Flow, StandardNormal
 from .device import available_devices
 from .replay import Painter, Replay, loss_svg, record
-from .train import History, reverse_kl
+from .train import History, _diverged, reverse_kl
 from .transformers import Affine, Integral, MonotonicNN, RQSpline
 
 # --------------------------------------------------------------------------------------------
@@ -740,6 +740,7 @@ class Trainer:
         generator.manual_seed(self.seed + 7919 * self.step_count)
         final = ""
         error = False
+        lowest = float("inf")  # the lowest loss of this run, for fit's divergence rule
         window_start, window_steps = time.perf_counter(), 0
         run_start, run_first = window_start, self.step_count
         try:
@@ -747,15 +748,16 @@ class Trainer:
             while self.step_count < total and not self._stop_event.is_set():
                 loss = target.loss(flow, batch_size, generator)
                 value = float(loss.detach())
-                if not math.isfinite(value):
+                if _diverged(value, lowest):  # the same rule as fl.fit: non-finite, or far above the lowest
                     with self._lock, torch.no_grad():
                         torch._foreach_copy_(params, good)
-                    final = f"Training stopped at step {self.step_count}: the loss became {value}. " + (
+                    final = f"Training stopped at step {self.step_count}: the loss became {value:.4g}. " + (
                         "The flow keeps its last good parameters. Try a smaller learning rate."
                         if self.step_count else
                         "The flow cannot fit these data as they are: are they standardized (mean 0, variance 1)?")
                     error = True
                     break
+                lowest = min(lowest, value)
                 torch._foreach_copy_(good, [p.detach() for p in params])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
