@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_positive_float, check_positive_int
+from .._checks import check_positive_float, check_positive_int
 
 __all__ = ["bisection", "gauss_legendre", "implicit_inverse", "jacobian", "jacobian_ladj", "legendre_nodes"]
 

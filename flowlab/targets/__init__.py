@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import check_batch, check_positive_float, check_positive_int
+from .._checks import check_batch, check_positive_float, check_positive_int
 
 
 def _generator(seed: int | None) -> torch.Generator:
