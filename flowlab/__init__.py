@@ -8,6 +8,7 @@ Example:
 """
 
 from . import exercises, live, numerics, plot, replay, targets
+from . import diagnostics
 from .autoregressive import (
     IAF,
     MAF,
@@ -20,20 +21,32 @@ from .autoregressive import (
     UMNNFlow,
 )
 from .conditioners import MaskedConditioner, RNNConditioner
+from .continuous import CNF
 from .core import Compose, Flow, Inverse, StandardNormal, Transform
 from .device import available_devices, default_device
-from .linear import Permutation, Reverse
-from .train import History, fit, forward_kl, reverse_kl, split
+from .linear import LU, ActNorm, Glow, Linear, Permutation, Reverse, Triangular, mixing
+from . import lipschitz
+from .residual import Planar, PlanarFlow, ResidualBlock, ResidualFlow, Sylvester, SylvesterFlow
+from .train import History, Training, fit, forward_kl, reverse_kl, split
 from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "lipschitz",
+    "Planar",
+    "PlanarFlow",
+    "ResidualBlock",
+    "ResidualFlow",
+    "Sylvester",
+    "SylvesterFlow",
     "Affine",
     "Autoregressive",
     "available_devices",
     "Compose",
+    "CNF",
     "default_device",
+    "diagnostics",
     "exercises",
     "fit",
     "Flow",
@@ -62,7 +75,14 @@ __all__ = [
     "split",
     "StandardNormal",
     "targets",
+    "Training",
     "Transform",
     "Transformer",
     "UMNNFlow",
+    "ActNorm",
+    "Glow",
+    "Linear",
+    "LU",
+    "mixing",
+    "Triangular",
 ]

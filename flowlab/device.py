@@ -1,8 +1,11 @@
-"""Choosing where to compute."""
+"""Choosing where to compute: the devices available here, the fastest of them, and
+:func:`check_device`, which turns a user's device name into one of them or says which exist."""
 
 from __future__ import annotations
 
 import torch
+
+from ._checks import check_device  # noqa: F401 - the check lives with the others, in _checks
 
 
 def available_devices() -> list[str]:

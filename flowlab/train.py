@@ -1,7 +1,8 @@
-r"""Training by maximum likelihood (the forward KL divergence).
+r"""Training: the two objectives and the one training loop that everything else uses.
 
-Minimizing :math:`D_{\mathrm{KL}}(p_X \,\|\, p_\theta)` over :math:`\theta` is the same as
-minimizing the negative log-likelihood of data :math:`x^{(1..m)} \sim p_X`,
+Minimizing the forward KL divergence :math:`D_{\mathrm{KL}}(p_X \,\|\, p_\theta)` over
+:math:`\theta` is the same as minimizing the negative log-likelihood of data
+:math:`x^{(1..m)} \sim p_X`,
 
 .. math:: \mathcal L(\theta) = -\frac1m \sum_{j=1}^{m} \log p_\theta(x^{(j)}),
 
@@ -14,20 +15,31 @@ log-density :math:`\log \tilde p = \log (Z\, p_X)` that can be evaluated anywher
           = D_{\mathrm{KL}}(p_\theta \,\|\, p_X) - \log Z,
 
 estimated with samples of the flow itself, so :math:`\mathcal L \ge -\log Z`.
+
+:class:`Training` is the loop, one step at a time. :func:`fit` runs it to the end with a
+progress bar; the live dashboard (:mod:`flowlab.live`) runs it in a background thread and the
+replay recorder (:func:`flowlab.replay.record`) takes snapshots between its steps, so all three
+train in exactly the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_positive_float, check_positive_int
+from ._checks import as_data, check_callable, check_positive_float, check_positive_int, check_seed
 from .core import Flow
+from .device import check_device
+
+REVERSE_KL_SAMPLES = 256
+"""Samples of the flow per step for the reverse KL when ``batch_size`` is ``None``."""
 
 
 def forward_kl(flow: Flow, x: Tensor) -> Tensor:
@@ -39,6 +51,7 @@ def forward_kl(flow: Flow, x: Tensor) -> Tensor:
         >>> float(fl.forward_kl(flow, torch.zeros(3, 2)).detach()) > 0
         True
     """
+    _check_flow("forward_kl", flow)
     return -flow.log_prob(x).mean()
 
 
@@ -55,7 +68,8 @@ def reverse_kl(flow: Flow, log_prob_fn: Callable[[Tensor], Tensor], n: int, gene
     The samples come from :meth:`Flow.rsample_and_log_prob` (one call of
     ``transform.inverse``), so gradients flow through them to the parameters
     (reparametrization): use a flow whose sampling direction is the cheap one, such as
-    ``MAF(...).inv``.
+    ``MAF(...).inv``. A ``log_prob_fn`` that returns NaN or :math:`-\infty` at finite samples
+    raises a ``ValueError`` that shows where.
 
     Example:
         >>> import flowlab as fl
@@ -65,26 +79,42 @@ def reverse_kl(flow: Flow, log_prob_fn: Callable[[Tensor], Tensor], n: int, gene
         >>> loss.shape
         torch.Size([])
     """
+    _check_flow("reverse_kl", flow)
     if not callable(log_prob_fn):
-        raise ValueError(f"log_prob_fn must be a function of x of shape (n, D), got {type(log_prob_fn).__name__}.")
+        raise TypeError(f"log_prob_fn must be a function of x of shape (n, D), got {type(log_prob_fn).__name__}.")
     n = check_positive_int("n", n)
     x, log_q = flow.rsample_and_log_prob(n, generator=generator)
     log_p = log_prob_fn(x)
     if not isinstance(log_p, Tensor) or log_p.shape != (n,):
         shape = tuple(log_p.shape) if isinstance(log_p, Tensor) else type(log_p).__name__
         raise ValueError(f"log_prob_fn must map samples of shape ({n}, {flow.features}) to a tensor of shape ({n},), got {shape}.")
+    bad = ~torch.isfinite(log_p) & torch.isfinite(x).all(1) & ~(log_p == math.inf)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"log_prob_fn returned {float(log_p[i].detach())} at {int(bad.sum())} of {n} samples of the flow, for example at "
+            f"x = {[round(v, 4) for v in x[i].tolist()]}. An unnormalized log-density must be finite wherever the "
+            "flow puts mass: check it there (a log of 0 or of a negative number?)."
+        )
     return (log_q - log_p).mean()
+
+
+def _check_flow(name: str, flow) -> None:
+    if not isinstance(flow, Flow):
+        hint = " Wrap a transform as fl.Flow(transform, fl.StandardNormal(D))." if isinstance(flow, torch.nn.Module) else ""
+        raise TypeError(f"{name} takes a flowlab Flow, got {type(flow).__name__}.{hint}")
 
 
 @dataclass
 class History:
-    """What :func:`fit` records: the training loss at every step, the validation NLL every
-    ``valid_every`` steps (when validation data was given), the wall time, and a message when
-    training stopped early."""
+    """What a training run records: the loss at every step, the validation NLL every
+    ``valid_every`` steps (when validation data was given), the steps whose update was skipped
+    (see :class:`Training`), the wall time, and a message when training stopped early."""
 
     loss: list[float] = field(default_factory=list)
     valid_step: list[int] = field(default_factory=list)
     valid_nll: list[float] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
     time: float = 0.0
     best_step: int | None = None
     message: str = ""
@@ -96,18 +126,14 @@ class History:
     def __repr__(self) -> str:
         parts = [f"steps={self.steps}", f"time={self.time:.1f}s"]
         if self.loss:
-            parts.append(f"final loss={self.loss[-1]:.4f}")
+            parts.append(f"last mini-batch loss={self.loss[-1]:.4f}")
         if self.valid_nll:
-            parts.append(f"best valid NLL={min(self.valid_nll):.4f} at step {self.best_step}")
+            parts.append(f"best held-out NLL={min(self.valid_nll):.4f} at step {self.best_step}")
+        if self.skipped:
+            parts.append(f"skipped={len(self.skipped)}")
         if self.message:
             parts.append(f"message={self.message!r}")
         return f"History({', '.join(parts)})"
-
-
-def _flow_device_dtype(flow: Flow) -> tuple[torch.device, torch.dtype]:
-    for p in flow.parameters():
-        return p.device, p.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
 
 
 @torch.no_grad()
@@ -115,7 +141,7 @@ def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
     return float(sum(-flow.log_prob(x[i : i + chunk]).sum() for i in range(0, len(x), chunk)) / len(x))
 
 
-def split(data, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+def split(data, fraction: float, seed: int | None = 0) -> tuple[Tensor, Tensor]:
     """Split the rows of ``data`` at random into a training part and a held-out part holding
     ``fraction`` of them (at least one row each).
 
@@ -126,20 +152,16 @@ def split(data, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
         (8, 2)
     """
     x = as_data("data", data)
-    if not 0 < fraction < 1:
-        raise ValueError(f"the validation fraction must be between 0 and 1, got {fraction}.")
-    n_valid = min(max(1, round(fraction * len(x))), len(x) - 1)
-    if n_valid < 1:
+    seed = check_seed("seed", seed)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be a number between 0 and 1, got {fraction!r}.")
+    if len(x) < 2:
         raise ValueError("holding out a validation set needs at least 2 rows of data.")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(x.device)
+    n_valid = min(max(1, round(fraction * len(x))), len(x) - 1)
+    generator = torch.Generator()
+    generator.manual_seed(seed) if seed is not None else generator.seed()
+    order = torch.randperm(len(x), generator=generator).to(x.device)
     return x[order[n_valid:]], x[order[:n_valid]]
-
-
-def _diverged(value: float, best: float) -> bool:
-    """A non-finite loss, or one far above the lowest seen: ordinary loss spikes stay well below."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return True
-    return best < float("inf") and value > best + 10 + 10 * abs(best)
 
 
 def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -148,6 +170,209 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+@torch.no_grad()
+def _copy(into: list[Tensor], values: list[Tensor]) -> None:
+    for a, b in zip(into, values):
+        a.copy_(b)
+
+
+class Training:
+    r"""One training run of a flow, step by step: the loop behind :func:`fit`, the live
+    dashboard and the replays.
+
+    ``data`` is a tensor of samples (maximum likelihood, :func:`forward_kl`, on ``batch_size``
+    rows drawn at random per step; ``None`` uses all rows) or a function, an unnormalized
+    log-density (:func:`reverse_kl` on ``batch_size`` samples of the flow per step,
+    :data:`REVERSE_KL_SAMPLES` for ``None``). Every step is this::
+
+        loss = objective(batch)                      # forward or reverse KL
+        if loss is finite and not far above the lowest so far:
+            loss.backward()
+            if every gradient is finite:
+                optimizer.step(); schedule.step()    # Adam; cosine from lr to 0, or constant
+                for hook in hooks: hook()            # each submodule's after_step(), if it has one
+        every valid_every steps: record the NLL of the held-out data
+
+    **Per-step hooks.** Any submodule of the flow that defines ``after_step()`` has it called
+    after every optimizer step (for example a residual block refreshing its spectral
+    normalisation).
+
+    **Bad steps and divergence.** A step whose loss or gradient is not finite, or whose loss
+    lies far above the lowest one seen (by more than :math:`10 + 10\,|\text{lowest}|` nats), is
+    *skipped*: its update is not applied and its step is listed in ``history.skipped``. One bad
+    mini-batch therefore never ends a run. After ``patience`` bad steps in a row the run stops
+    with a message (``diverged`` is then true); the flow keeps its parameters, which no bad
+    step has touched, and parameters that became non-finite are rolled back to the last ones
+    seen finite (checked every ``valid_every`` steps and whenever a loss is not finite).
+
+    ``seed`` fixes the mini-batches (or the reverse-KL samples); ``None`` draws fresh ones.
+    ``lock`` (a context manager, such as a ``threading.Lock``) is held while the parameters
+    and the history change, so another thread can read them safely. ``history`` continues an
+    earlier run's :class:`History` (steps are then numbered after its last one).
+
+    Example:
+        >>> import flowlab as fl
+        >>> flow = fl.Flow(fl.MAF(2), fl.StandardNormal(2))
+        >>> run = fl.Training(flow, fl.targets.moons(256, seed=0), steps=5)
+        >>> losses = [loss for loss in run]
+        >>> len(losses), run.done, run.history.steps
+        (5, True, 5)
+    """
+
+    def __init__(self, flow: Flow, data, steps: int = 2000, lr: float = 5e-3, batch_size: int | None = 32,
+                 valid=None, *, valid_every: int = 20, schedule: str = "cosine", weight_decay: float = 0.0,
+                 seed: int | None = 0, patience: int = 10, lock=None, history: History | None = None):
+        _check_flow("Training", flow)
+        self.flow = flow
+        self.total = check_positive_int("steps", steps)
+        lr = check_positive_float("lr", lr)
+        self.valid_every = check_positive_int("valid_every", valid_every)
+        self.patience = check_positive_int("patience", patience)
+        seed = check_seed("seed", seed)
+        if schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}.")
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+        if batch_size is not None:
+            batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = batch_size
+        self.params = [p for p in flow.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("the flow has no trainable parameters.")
+        device, dtype = self.params[0].device, self.params[0].dtype
+        self.log_prob_fn = data if callable(data) and not isinstance(data, Tensor) else None
+        if self.log_prob_fn is not None:
+            if isinstance(valid, float):
+                raise ValueError("valid=<fraction> splits data; with a log-density, pass held-out samples of the target or None.")
+            self.x = None
+        else:
+            self.x = as_data("data", data, flow.features)
+            if isinstance(valid, float):
+                self.x, valid = split(self.x, valid, seed=0 if seed is None else seed)
+            self.x = self.x.to(device=device, dtype=dtype)
+        self.valid = None if valid is None else as_data("valid", valid, flow.features).to(device=device, dtype=dtype)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
+        self.optimizer = _adam(self.params, lr, weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total) if schedule == "cosine" else None
+        self.hooks = [m.after_step for m in flow.modules() if callable(getattr(m, "after_step", None))]
+        self.lock = lock if lock is not None else contextlib.nullcontext()
+        self.history = History() if history is None else history
+        self.step_count = 0  # steps of this run
+        self.diverged = False
+        self.stopped = False
+        self.lowest = math.inf
+        self.bad_in_a_row = 0
+        self.finite = [p.detach().clone() for p in self.params]  # the last parameters seen finite
+        self.best: list[Tensor] | None = None  # the parameters of the lowest held-out NLL
+        self.elapsed = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Whether the run is over: all ``steps`` done, stopped, or diverged."""
+        return self.stopped or self.step_count >= self.total
+
+    def loss(self) -> Tensor:
+        """The objective on this step's batch (or samples)."""
+        if self.log_prob_fn is not None:
+            return reverse_kl(self.flow, self.log_prob_fn, self.batch_size or REVERSE_KL_SAMPLES, self.generator)
+        x = self.x
+        if self.batch_size is not None and self.batch_size < len(x):
+            x = x[torch.randint(len(x), (self.batch_size,), device=x.device, generator=self.generator)]
+        return -self.flow.log_prob(x).mean()
+
+    def step(self) -> float:
+        """One step (see the class docstring); returns this step's loss."""
+        if self.done:
+            raise ValueError("this training run is over; start a new Training to train further.")
+        start = time.perf_counter()
+        self.flow.train()
+        loss = self.loss()
+        value = float(loss.detach())
+        good = math.isfinite(value) and not (self.lowest < math.inf and value > self.lowest + 10 + 10 * abs(self.lowest))
+        self.optimizer.zero_grad(set_to_none=True)
+        if good:
+            loss.backward()
+            grads = [p.grad for p in self.params if p.grad is not None]
+            good = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))) if grads else True
+        with self.lock:
+            self.step_count += 1
+            self.history.loss.append(value)
+            if good:
+                self.optimizer.step()
+                for hook in self.hooks:
+                    hook()
+                self.lowest = min(self.lowest, value)
+                self.bad_in_a_row = 0
+                if self.scheduler is not None:
+                    self.scheduler.step()
+            else:
+                self.history.skipped.append(self.history.steps)
+                self.bad_in_a_row += 1
+                if not math.isfinite(value):
+                    self._keep_finite()
+        if self.step_count % self.valid_every == 0 or self.step_count == self.total:
+            self._keep_finite()
+            self._validate()
+        if self.bad_in_a_row >= self.patience:
+            self._stop_diverged(value)
+        self.elapsed += time.perf_counter() - start
+        self.history.time = self.elapsed
+        return value
+
+    def __iter__(self) -> Iterator[float]:
+        """Run the remaining steps, yielding each step's loss."""
+        while not self.done:
+            yield self.step()
+
+    def stop(self, message: str = "") -> None:
+        """End the run early (a later :meth:`step` raises)."""
+        self.stopped = True
+        if message:
+            self.history.message = message
+
+    def finish(self, keep_best: bool = True) -> History:
+        """After the last step: restore the parameters of the lowest held-out NLL (with
+        ``keep_best`` and validation data), leave the flow in eval mode, return the history."""
+        with self.lock:
+            self._keep_finite()
+            if keep_best and self.best is not None:
+                _copy(self.params, self.best)
+        self.flow.eval()
+        return self.history
+
+    def _keep_finite(self) -> None:
+        if all(bool(torch.isfinite(p).all()) for p in self.params):
+            _copy(self.finite, [p.detach() for p in self.params])
+        else:
+            _copy(self.params, self.finite)
+            if not self.history.message:
+                self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
+                                        "they were rolled back to the last finite ones.")
+
+    def _validate(self) -> None:
+        if self.valid is None:
+            return
+        self.flow.eval()
+        nll = _mean_nll(self.flow, self.valid)
+        self.flow.train()
+        with self.lock:
+            h = self.history
+            if math.isfinite(nll) and (not h.valid_nll or nll < min(h.valid_nll)):
+                h.best_step = h.steps
+                self.best = [p.detach().clone() for p in self.params]
+            h.valid_step.append(h.steps)
+            h.valid_nll.append(nll)
+
+    def _stop_diverged(self, value: float) -> None:
+        self.diverged = True
+        lowest = f" (lowest so far {self.lowest:.4g})" if self.lowest < math.inf else ""
+        advice = ("Try a smaller learning rate." if self.lowest < math.inf else
+                  "The flow cannot fit these data as they are: are they standardized (mean 0, variance 1)?")
+        self.stop(f"training stopped at step {self.history.steps}: the last {self.patience} steps were all skipped "
+                  f"(the loss became {value:.4g}{lowest}). The flow keeps its last good parameters. {advice}")
 
 
 def fit(
@@ -167,17 +392,23 @@ def fit(
     progress: bool = True,
     callback: Callable[[int, float], bool | None] | None = None,
 ) -> History:
-    r"""Train ``flow`` on ``data`` by maximum likelihood with Adam; returns a :class:`History`.
+    r"""Train ``flow`` on ``data`` with Adam to the end of a :class:`Training` run; returns its
+    :class:`History`. It is this loop, with a progress bar::
 
-    When ``data`` is a function instead, an unnormalized log-density ``log_prob_fn(x)``, the
-    flow is trained by the reverse KL divergence (:func:`reverse_kl`) on ``batch_size``
-    samples of its own per step (256 when ``batch_size`` is None); ``valid`` may then hold
-    samples of the target to record their NLL.
+        run = Training(flow, data, steps, lr, batch_size, valid, ...)
+        for loss in run:                      # one optimizer step each
+            if callback and callback(run.step_count, loss):
+                break
+        run.finish(keep_best)                 # best held-out parameters, eval mode
+
+    When ``data`` is a function, an unnormalized log-density ``log_prob_fn(x)``, the flow is
+    trained by the reverse KL divergence (:func:`reverse_kl`) on ``batch_size`` samples of its
+    own per step (:data:`REVERSE_KL_SAMPLES` when ``batch_size`` is None); ``valid`` may then
+    hold samples of the target to record their NLL.
 
     * ``batch_size``: rows per step, drawn at random. The default, 32 with the cosine
       schedule below, generalizes markedly better from small data sets than full-batch
-      steps (chapter 1 measures it); ``batch_size=None`` uses the whole data set at every
-      step, as the notes' loop does.
+      steps (chapter 1 measures it); ``batch_size=None`` uses the whole data set at every step.
     * ``valid``: held-out data, or a fraction such as ``0.2`` to hold out that share of
       ``data`` at random. Its mean NLL is recorded every ``valid_every`` steps, and with
       ``keep_best`` the parameters with the lowest validation NLL are restored at the end
@@ -185,12 +416,11 @@ def fit(
     * ``device``: where to train (the flow and data are moved there); by default where the
       flow already is.
     * ``schedule="cosine"`` lowers the learning rate from ``lr`` to 0 along a half cosine
-      over the ``steps`` (it damps the loss spikes that full-batch Adam shows late in
-      training); ``"constant"`` keeps it fixed.
+      over the ``steps``; ``"constant"`` keeps it fixed.
     * ``callback(step, loss)`` is called after every step; returning ``True`` stops training.
-    * Divergence stops training with a warning: a non-finite loss, or a loss that jumps far
-      above the lowest one seen (by more than ``10 + 10 |lowest|`` nats). The flow then keeps
-      the parameters that gave the lowest training loss, never NaN.
+    * Bad steps (a non-finite loss or gradient, or a loss far above the lowest seen) are
+      skipped; ten in a row stop training with a warning, and the flow keeps its last good
+      parameters, never NaN (see :class:`Training`).
 
     Example:
         >>> import flowlab as fl
@@ -199,108 +429,27 @@ def fit(
         >>> history.steps
         5
     """
-    if not isinstance(flow, Flow):
-        raise ValueError(f"fit trains a flowlab Flow, got {type(flow).__name__}.")
-    steps = check_positive_int("steps", steps)
-    lr = check_positive_float("lr", lr)
-    valid_every = check_positive_int("valid_every", valid_every)
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}.")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
-    target = data if callable(data) else None  # an unnormalized log-density: reverse KL
-    if target is not None and isinstance(valid, float):
-        raise ValueError("valid=<fraction> splits data; with a log-density, pass held-out samples of the target or None.")
-    x = None if target is not None else as_data("data", data, flow.features)
-    if isinstance(valid, float):
-        x, xv = split(x, valid, seed=0 if seed is None else seed)
-    else:
-        xv = None if valid is None else as_data("valid", valid, flow.features)
-    if batch_size is not None:
-        batch_size = check_positive_int("batch_size", batch_size)
+    _check_flow("fit", flow)
+    if callback is not None:
+        check_callable("callback", callback, "a function callback(step, loss) that returns True to stop")
     if device is not None:
-        flow.to(device)
-    dev, dtype = _flow_device_dtype(flow)
-    x = None if x is None else x.to(device=dev, dtype=dtype)
-    if xv is not None:
-        xv = xv.to(device=dev, dtype=dtype)
-    use_batches = x is not None and batch_size is not None and batch_size < len(x)
-    generator = torch.Generator(device=dev)
-    if seed is not None:
-        generator.manual_seed(seed)
-    else:
-        generator.seed()
-
-    params = [p for p in flow.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the flow has no trainable parameters.")
-    optimizer = _adam(params, lr, weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if schedule == "cosine" else None
-    good = [p.detach().clone() for p in params]  # the parameters with the lowest training loss so far
-    best_loss = float("inf")
-    best = None
-    history = History()
-    best_nll = float("inf")
-
+        flow.to(check_device(device))
+    run = Training(flow, data, steps, lr, batch_size, valid, valid_every=valid_every, schedule=schedule,
+                   weight_decay=weight_decay, seed=seed)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=steps, disable=not progress, desc="training", leave=True)
-    start = time.perf_counter()
-    flow.train()
+    bar = tqdm(total=run.total, disable=not progress, desc="training", leave=True)
     try:
-        for step in range(steps):
-            if target is not None:
-                loss = reverse_kl(flow, target, batch_size or 256, generator=generator)
-            else:
-                batch = x[torch.randint(len(x), (batch_size,), device=dev, generator=generator)] if use_batches else x
-                loss = -flow.log_prob(batch).mean()
-            value = float(loss.detach())
-            if _diverged(value, best_loss):
-                with torch.no_grad():
-                    torch._foreach_copy_(params, good)
-                history.message = (
-                    f"training stopped at step {step}: the loss became {value:.4g}"
-                    + (f" (lowest so far {best_loss:.4g})" if best_loss < float("inf") else "")
-                    + ". The flow keeps the parameters with the lowest training loss. "
-                    "Try a smaller lr or standardized data."
-                )
-                warnings.warn(history.message, RuntimeWarning, stacklevel=2)
-                break
-            if value < best_loss:
-                best_loss = value
-                torch._foreach_copy_(good, [p.detach() for p in params])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            history.loss.append(value)
-            if xv is not None and ((step + 1) % valid_every == 0 or step + 1 == steps):
-                flow.eval()
-                nll = _mean_nll(flow, xv)
-                flow.train()
-                history.valid_step.append(step + 1)
-                history.valid_nll.append(nll)
-                if nll < best_nll:
-                    best_nll, history.best_step = nll, step + 1
-                    if keep_best:
-                        best = [p.detach().clone() for p in params]
-            if progress and (step % 25 == 0 or step + 1 == steps):
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        for loss in run:
+            if progress and (run.step_count % 25 == 1 or run.done):
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(1)
-            if callback is not None and callback(step + 1, value):
-                history.message = f"stopped by the callback after {step + 1} steps."
-                break
-        # the last update may have produced non-finite parameters: check once
-        if any(not torch.isfinite(p).all() for p in params):
-            with torch.no_grad():
-                torch._foreach_copy_(params, good)
-            history.message = history.message or "the last update gave non-finite parameters; they were rolled back."
+            if callback is not None and callback(run.step_count, loss):
+                run.stop(f"stopped by the callback after {run.step_count} steps.")
     finally:
         bar.close()
-        flow.eval()
-        history.time = time.perf_counter() - start
-    if best is not None and keep_best:
-        with torch.no_grad():
-            torch._foreach_copy_(params, best)
+        history = run.finish(keep_best)
+    if run.diverged:
+        warnings.warn(history.message, RuntimeWarning, stacklevel=2)
     return history
+

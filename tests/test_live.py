@@ -29,6 +29,18 @@ def trainer(device):
     t.stop()
 
 
+def test_a_new_dashboard_is_ready_with_exact_settings(trainer):
+    assert trainer.message == "Ready: press Start." and not trainer.message_is_error
+    assert "Ready" in trainer._status.value
+    controls = trainer._controls
+    assert controls["lr"].value == 5e-3 and trainer.lr == 5e-3  # the slider holds the exact rate
+    for name in ("batch_size", "parts", "hidden", "target", "family", "device"):  # every option a (label, value) pair
+        assert all(isinstance(o, tuple) and len(o) == 2 for o in controls[name].options), name
+    assert ("all data", 0) in controls["batch_size"].options  # a selection widget cannot show None
+    assert "flowlab-batch" in controls["batch_size"]._dom_classes
+    assert trainer._image.layout.width == f"{trainer.painter.width}px"  # shown at its natural size
+
+
 def test_start_wait_stop_reset(trainer, device):
     first_picture = trainer.picture
     assert first_picture.startswith(PNG)
@@ -42,39 +54,74 @@ def test_start_wait_stop_reset(trainer, device):
     assert n >= 20 and len(trainer.history.loss) == n
     assert trainer.history.valid_nll, "the held-out NLL is recorded every 20 steps"
     assert next(trainer.flow.parameters()).device.type == device.type
-    stats = trainer.stats()
-    assert stats["frames"] >= 1 and stats["first_frame_s"] < 5
+    assert trainer.stats()["frames"] >= 1
     assert trainer.picture.startswith(PNG) and trainer.picture != first_picture
-    assert "<svg" in trainer._plot.value and "steps/s" in trainer._info.value
+    assert "<svg" in trainer._plot.value and f"step {n}</b>" in trainer._counter.value
     assert trainer.message == f"Stopped at step {n}."
-    # Start continues from the current flow
-    trainer.steps = n + 10
+    # Start continues the same run from the current flow
     trainer.start()
-    assert trainer.wait(timeout=30)
-    assert trainer.step_count == n + 10 and trainer.message == f"Done: {n + 10} steps."
-    # Reset: a fresh flow, the same start as before
+    assert trainer.wait(steps=n + 10, timeout=30)
+    trainer.stop()
+    assert trainer.step_count >= n + 10
+    # Reset: a fresh flow, the same start as before, and it says what it reset
     trainer.reset()
     assert trainer.step_count == 0 and trainer.history.loss == []
     assert trainer.picture == first_picture
+    assert "seed 0" in trainer.message
 
 
-def test_change_setting_while_training_stops_and_says_so(trainer):
+def test_record_trains_exactly_as_start(device):
+    """The replay in the site is the dashboard's own training: equal losses step by step."""
+    trainer = live.Trainer(target="moons", steps=120, device=str(device), **SMALL)
+    replay = trainer.record(every=40, size=32, grid=8)
     trainer.start()
-    assert trainer.wait(steps=5, timeout=30)
-    trainer.lr = 1e-3
-    assert not trainer.running
-    assert trainer.message.startswith("Training stopped: the learning rate changed")
-    n = trainer.step_count
-    trainer.start()  # the flow is kept for a new learning rate
-    assert trainer.wait(steps=n + 5, timeout=30)
-    trainer.target = "circles"  # a new target: a new flow
-    assert not trainer.running and trainer.step_count == 0
-    assert "new flow" in trainer.message
+    assert trainer.wait(timeout=60) and trainer.message == "Done: 120 steps."
+    assert trainer.history.loss == pytest.approx(replay.loss, abs=1e-6)
+    assert trainer.history.valid_nll == pytest.approx(replay.valid_nll, abs=1e-6)
+    assert replay.steps == [0, 40, 80, 120]
+
+
+def test_record_of_a_density_target_trains_exactly_as_start(device):
+    trainer = live.Trainer(target="banana", family="IAF (inverse MAF)", layers=2, hidden=16, steps=60, batch_size=64,
+                           device=str(device))
+    replay = trainer.record(every=30, size=32, grid=8)
+    trainer.start()
+    assert trainer.wait(timeout=60) and not trainer.error, trainer.message
+    assert trainer.history.loss == pytest.approx(replay.loss, abs=1e-6)
+
+
+def test_the_seed_changes_the_run_and_reset_repeats_it(device):
+    trainer = live.Trainer(target="moons", steps=30, device=str(device), **SMALL)
+    trainer.start()
+    trainer.wait(timeout=30)
+    first = list(trainer.history.loss)
+    trainer.reset()
+    trainer.start()
+    trainer.wait(timeout=30)
+    assert trainer.history.loss == pytest.approx(first, abs=1e-6)
+    trainer.seed = 1
+    assert trainer.seed == 1 and trainer._controls["seed"].value == 1 and "seed 1" in trainer.message
+    trainer.start()
+    trainer.wait(timeout=30)
+    assert trainer.history.loss[0] != pytest.approx(first[0], abs=1e-4)
+
+
+def test_choosing_all_data_in_the_control_trains_full_batch(trainer):
+    control = trainer._controls["batch_size"]
+    control.label = "all data"  # as a click on the option does
+    assert trainer.batch_size is None and not trainer.message_is_error, trainer.message
+    assert control.label == "all data" and control.index == 0, "the dropdown still shows the choice"
+    trainer.batch_size = 64
+    assert control.label == "64"
+    trainer.batch_size = None
+    assert control.label == "all data"
+    trainer.start()
+    assert trainer.wait(steps=3, timeout=30)
 
 
 def test_device_cpu(device):
     trainer = live.Trainer(target="circles", steps=10, device=str(device), **SMALL)
-    assert trainer.device == fl.available_devices()[0] if device.type == "cpu" else str(device)
+    assert trainer.device == (fl.available_devices()[0] if device.type == "cpu" else str(device))
     trainer.device = "cpu"
     assert trainer.device == "cpu" and not trainer.error
     trainer.start()
@@ -86,92 +133,101 @@ def test_device_cpu(device):
 @pytest.mark.parametrize(
     "name, value, words",
     [
-        ("parts", 3, "parts must be"),
-        ("bins", 0, "bins must be"),
+        ("parts", 3, "parts"),
+        ("parts", 0, "parts must be"),
+        ("bins", 0, "bins must be"),  # refused while MAF (which has no bins) is the family
+        ("bound", -1.0, "bound must be"),
         ("layers", 0, "layers must be"),
+        ("hidden", 0, "hidden must be"),
+        ("seed", -1, "seed must be"),
+        ("seed", "abc", "seed must be"),
         ("lr", -1.0, "learning rate must be"),
         ("steps", 0, "steps must be"),
         ("batch_size", 2.5, "batch size must be"),
         ("device", "cuda:7", "not available"),
-        ("device", "no such device", "not available"),
+        ("device", "no such device", "device name"),
         ("target", "no such target", "unknown target"),
         ("family", "no such flow", "unknown flow family"),
     ],
 )
 def test_bad_setting_gives_a_message(trainer, name, value, words):
-    if name == "bins":
-        trainer.family = "spline autoregressive"
     before = getattr(trainer, name)
     setattr(trainer, name, value)  # no exception
-    assert words in trainer.message.lower()
+    assert words in trainer.message.lower() and trainer.message_is_error
     assert "Traceback" not in trainer._status.value
     assert getattr(trainer, name) == before, "the setting that works stays"
     trainer.start()  # and the trainer still trains
     assert trainer.wait(steps=3, timeout=30)
 
 
+def test_a_refused_setting_never_corners_the_dashboard(trainer):
+    trainer.bins = 0  # refused even though MAF does not use bins
+    assert trainer.bins == 8
+    trainer.family = "spline autoregressive"
+    assert trainer.family == "spline autoregressive" and not trainer.message_is_error, trainer.message
+    assert trainer._controls["bins"].layout.display is None  # the spline's knobs are shown
+
+
 def test_bad_constructor_settings_give_a_message():
     trainer = live.Trainer(target="no such target", steps=5)
-    assert "unknown target" in trainer.message
+    assert "unknown target" in trainer.message.lower() and trainer.message_is_error
     assert trainer.flow is not None and trainer.target == "circles"
     trainer = live.Trainer(target="moons", lr=0, device="cuda:9", **SMALL)
     assert "learning rate" in trainer.message and "cuda:9" in trainer.message
     assert trainer.device in fl.available_devices() and trainer.lr > 0
 
 
-class _NanAfter(live.DataTarget):
-    """Moons whose loss turns NaN after a few steps: a divergence in the middle of training."""
+def _nan_after(calls: int):
+    count = [0]
 
-    def __init__(self, after):
-        super().__init__("nan", fl.targets.moons)
-        self.after, self.calls = after, 0
+    def log_prob(x):
+        count[0] += 1
+        out = fl.targets.banana_log_prob(x)
+        return out * math.nan if count[0] > calls else out
 
-    def loss(self, flow, batch_size, generator):
-        self.calls += 1
-        loss = super().loss(flow, batch_size, generator)
-        return loss * math.nan if self.calls > self.after else loss
+    return log_prob
 
 
-def test_divergence_shows_a_message_and_keeps_finite_parameters(device):
-    live.TARGETS["nan after 10"] = lambda: _NanAfter(10)
+def test_a_log_density_that_returns_nan_is_named_as_the_cause(device):
+    live.TARGETS["nan banana"] = lambda: live.DensityTarget("nan banana", _nan_after(12))
     try:
-        trainer = live.Trainer(target="nan after 10", steps=100, device=str(device), **SMALL)
+        trainer = live.Trainer(target="nan banana", steps=100, batch_size=64, device=str(device), **SMALL)
         trainer.start()
         assert trainer.wait(timeout=30)
     finally:
-        del live.TARGETS["nan after 10"]
-    assert trainer.step_count == 10
-    assert "the loss became nan" in trainer.message and "last good parameters" in trainer.message
-    assert finite(trainer.flow)
-    # data the flow cannot fit at all: stopped at step 0, still a message and finite parameters
-    trainer = live.Trainer(target=torch.randn(200, 2) * 1e20, steps=10, device=str(device), **SMALL)
+        del live.TARGETS["nan banana"]
+    assert trainer.step_count < 100 and "log_prob_fn returned nan" in trainer.message
+    assert trainer.message_is_error and finite(trainer.flow)
+
+
+def test_data_the_flow_cannot_fit_stops_with_advice(device):
+    trainer = live.Trainer(target=torch.randn(200, 2) * 1e20, steps=50, device=str(device), **SMALL)
     trainer.start()
     assert trainer.wait(timeout=30)
-    assert trainer.step_count == 0 and "standardized" in trainer.message and finite(trainer.flow)
+    assert trainer.step_count == 10, "stopped after ten bad steps in a row"
+    assert "standardized" in trainer.message and trainer.message_is_error and finite(trainer.flow)
 
 
-class _FailAfter(live.DataTarget):
-    """Moons whose device fails after a few steps (as when a GPU is lost)."""
+def _fail_after(calls: int):
+    count = [0]
 
-    def __init__(self, after):
-        super().__init__("fail", fl.targets.moons)
-        self.after, self.calls = after, 0
-
-    def loss(self, flow, batch_size, generator):
-        self.calls += 1
-        if self.calls > self.after:
+    def log_prob(x):
+        count[0] += 1
+        if count[0] > calls:
             raise RuntimeError("CUDA error: the device is gone")
-        return super().loss(flow, batch_size, generator)
+        return fl.targets.banana_log_prob(x)
+
+    return log_prob
 
 
 def test_failing_device_shows_a_message(device):
-    live.TARGETS["fail after 5"] = lambda: _FailAfter(5)
+    live.TARGETS["failing"] = lambda: live.DensityTarget("failing", _fail_after(6))
     try:
-        trainer = live.Trainer(target="fail after 5", steps=100, device=str(device), **SMALL)
+        trainer = live.Trainer(target="failing", steps=100, batch_size=64, device=str(device), **SMALL)
         trainer.start()
         assert trainer.wait(timeout=30)
     finally:
-        del live.TARGETS["fail after 5"]
+        del live.TARGETS["failing"]
     assert trainer.step_count == 5 and "the device is gone" in trainer.message
     assert isinstance(trainer.error, RuntimeError) and finite(trainer.flow)
 
@@ -184,10 +240,11 @@ def test_density_target_trains_by_reverse_kl(device):
         trainer = live.Trainer(target="8 gaussians density", steps=10, batch_size=64, device=str(device), **SMALL)
     finally:
         del live.TARGETS["8 gaussians density"]
-    assert trainer._painter.extent == 3.0  # found from the density: modes at radius 2, std 0.15
+    assert trainer.painter.extent == 3.0  # found from the density: modes at radius 2, std 0.15
     trainer.start()
     assert trainer.wait(timeout=30) and trainer.step_count == 10 and not trainer.error
     assert "reverse KL" in trainer._caption.value and "best possible" in trainer._plot.value
+    assert "samples of the target density (grey)" in trainer._caption.value
 
 
 @pytest.mark.parametrize("name", list(getattr(fl.targets, "DENSITIES", {})))
@@ -197,14 +254,14 @@ def test_builtin_densities(name, device):
     assert trainer.target == name and not trainer.error, trainer.message
     trainer.start()
     assert trainer.wait(timeout=30) and trainer.step_count == 5 and not trainer.error, trainer.message
-    assert trainer._target.reference == pytest.approx(-fl.targets.LOG_Z[name])
-    replay = trainer.record(steps=4, every=2, size=32)
+    assert trainer.target_object.reference == pytest.approx(-fl.targets.LOG_Z[name])
+    replay = trainer.record(steps=4, every=2, size=32, grid=8)
     assert replay.steps == [0, 2, 4] and len(replay.loss) == 4 and "best possible" in replay.html()
 
 
 def test_record_and_display(device):
     trainer = live.Trainer(target="moons", steps=20, device=str(device), **SMALL)
-    replay = trainer.record(every=10, size=48)
+    replay = trainer.record(every=10, size=48, grid=8)
     assert replay.steps == [0, 10, 20] and len(replay.loss) == 20
     assert trainer.step_count == 0, "recording leaves the dashboard's flow alone"
     bundle = trainer._repr_mimebundle_()
@@ -221,5 +278,17 @@ def test_one_dashboard_trains_at_a_time(device):
     try:
         assert not first.running and "another dashboard" in first.message
         assert second.running
+        third = live.Trainer(target="moons", steps=10, device=str(device), **SMALL)  # a cell run again
+        assert not second.running and "new dashboard" in second.message
+        assert third.message.startswith("Ready")
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("family", list(live.FAMILIES))
+def test_every_family_builds_trains_and_draws(family, device):
+    trainer = live.Trainer(target="moons", family=family, layers=1, hidden=8, bins=4, steps=2, device=str(device),
+                           grid=8, size=32)
+    assert trainer.message.startswith("Ready"), trainer.message
+    trainer.start()
+    assert trainer.wait(timeout=60) and trainer.step_count == 2 and not trainer.error, trainer.message

@@ -14,6 +14,8 @@ import torch
 
 import flowlab as fl
 import flowlab.replay as replay
+from flowlab.chart import loss_chart
+from flowlab.pictures import GAP, BAR, png
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -53,7 +55,7 @@ def test_every_frame_decodes_as_an_image(recorded):
     for data in frames:
         assert data.startswith(PNG)
         image = matplotlib.image.imread(io.BytesIO(data), format="png")
-        assert image.shape[:2] == (200, 408) and np.isfinite(image).all()
+        assert image.shape[:2] == (200, 2 * 200 + 2 * GAP + BAR) and np.isfinite(image).all()
     # the pictures change as the flow learns
     assert recorded.frames[0] != recorded.frames[-1]
 
@@ -77,7 +79,7 @@ def test_png_encoder_round_trip():
     rng = np.random.default_rng(0)
     palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
     indices = rng.integers(0, 256, (17, 23), dtype=np.uint8)
-    image = matplotlib.image.imread(io.BytesIO(replay.png(indices, palette)), format="png")
+    image = matplotlib.image.imread(io.BytesIO(png(indices, palette)), format="png")
     rgb = np.round(image[..., :3] * 255).astype(np.uint8)
     assert np.array_equal(rgb, palette[indices])
 
@@ -100,7 +102,33 @@ def test_record_rejects_bad_input():
         replay.Painter()(fl.Flow(fl.MAF(3), fl.StandardNormal(3)))
 
 
-def test_loss_svg_handles_empty_and_diverging_curves():
-    assert "<svg" in replay.loss_svg([])
-    svg = replay.loss_svg([3.0, 2.0, float("nan"), 1e30, 1.0], [2, 4], [2.5, 1.5], reference=1.2, total=10)
+def test_loss_chart_handles_empty_and_diverging_curves():
+    assert "<svg" in loss_chart([]).svg
+    svg = loss_chart([3.0, 2.0, float("nan"), 1e30, 1.0], [2, 4], [2.5, 1.5], reference=1.2, total=10).svg
     assert "nan" not in svg and "inf" not in svg
+
+
+def test_player_marker_positions_come_from_the_chart(recorded):
+    """The player moves its marker to the chart's own x of each frame's step (no second copy of the geometry)."""
+    page = recorded.html()
+    chart = loss_chart(recorded.loss, recorded.valid_step, recorded.valid_nll, recorded.reference,
+                       max(recorded.steps[-1], len(recorded.loss)))
+    xs = [float(v) for v in re.search(r'"x": \[([^\]]*)\]', page).group(1).split(",")]
+    assert xs == pytest.approx([chart.x_of(s) for s in recorded.steps], abs=0.01)
+    assert xs[0] == pytest.approx(chart.left) and xs[-1] == pytest.approx(chart.left + chart.plot_width)
+
+
+def test_replay_rejects_inconsistent_pieces(recorded):
+    frames, steps, loss = recorded.frames[:3], recorded.steps[:3], recorded.loss
+    with pytest.raises(ValueError, match="one step per frame"):
+        replay.Replay(frames, steps[:2], loss)
+    with pytest.raises(ValueError, match="increasing"):
+        replay.Replay(frames, [0, 4, 2], loss)
+    with pytest.raises(ValueError, match="the loss has"):
+        replay.Replay(frames, [0, 2, len(loss) + 1], loss)
+    with pytest.raises(ValueError, match="fps"):
+        replay.Replay(frames, steps, loss, fps=0)
+    with pytest.raises(ValueError, match="extent"):
+        replay.Replay(frames, steps, loss, extent=float("inf"))
+    with pytest.raises(ValueError, match="colour map"):
+        replay.Painter(cmap="no such map")

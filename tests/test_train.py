@@ -155,3 +155,78 @@ def test_fit_follows_the_flows_device_and_dtype(device):
     fl.fit(flow, x, steps=1, device=device, progress=False)
     assert all(p.device.type == device.type for p in flow.parameters())
     assert flow.base.sample(2).device.type == device.type
+
+
+class _Counting(fl.Transform):
+    """A transform that counts the per-step hook's calls (and is the identity)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.zeros(1))
+        self.calls = 0
+
+    def forward(self, x):
+        return x * self.scale.exp(), self.scale.expand(len(x)) * x.shape[1]
+
+    def inverse(self, z):
+        return z * (-self.scale).exp(), -self.scale.expand(len(z)) * z.shape[1]
+
+    def after_step(self):
+        self.calls += 1
+
+
+def test_the_per_step_hook_runs_after_every_applied_step(device):
+    hooked = _Counting()
+    flow = fl.Flow(fl.Compose(small_maf(), hooked), fl.StandardNormal(2)).to(device)
+    history = fl.fit(flow, fl.targets.moons(256, seed=0), steps=25, progress=False)
+    assert hooked.calls == 25 - len(history.skipped) == 25
+
+
+def test_one_bad_mini_batch_is_skipped_not_fatal(device):
+    """A single outlier far out in the data makes a few batches' losses spike; training goes on."""
+    x = fl.targets.moons(64, seed=0)
+    x[5] = torch.tensor([1e4, -1e4])
+    flow = seeded(small_maf, device)
+    history = fl.fit(flow, x, steps=200, batch_size=16, progress=False)
+    assert history.steps == 200 and history.message == ""
+    # a batch of 16 holds row 5 with probability 1 - (63/64)^16 = 0.22: about 45 +- 6 of 200 steps
+    assert 20 < len(history.skipped) < 70, "the batches holding the outlier are skipped, the others train"
+    clean = [v for i, v in enumerate(history.loss, 1) if i not in history.skipped]
+    assert sum(clean[-20:]) / 20 < sum(clean[:20]) / 20 - 0.1, "and the flow learns from the others"
+    assert all(bool(torch.isfinite(p).all()) for p in flow.parameters())
+
+
+def test_ten_bad_steps_in_a_row_stop_with_the_last_good_parameters(device):
+    flow = seeded(small_maf, device)
+    before = [p.detach().clone() for p in flow.parameters()]
+    with pytest.warns(RuntimeWarning, match="standardized"):
+        history = fl.fit(flow, torch.randn(100, 2) * 1e20, steps=50, progress=False)
+    assert history.steps == 10 and len(history.skipped) == 10
+    assert all(torch.equal(a, b) for a, b in zip(before, flow.parameters())), "no bad step touched the parameters"
+
+
+def test_training_step_by_step_equals_fit(device):
+    x, xv = fl.targets.moons(256, seed=0), fl.targets.moons(256, seed=1)
+    a, b = seeded(small_maf, device), seeded(small_maf, device)
+    history = fl.fit(a, x, steps=40, valid=xv, valid_every=10, keep_best=False, progress=False)
+    run = fl.Training(b, x, steps=40, valid=xv, valid_every=10)
+    losses = [loss for loss in run]
+    run.finish(keep_best=False)
+    assert losses == pytest.approx(history.loss, abs=1e-6)
+    assert run.history.valid_nll == pytest.approx(history.valid_nll, abs=1e-6)
+    with pytest.raises(ValueError, match="over"):
+        run.step()
+
+
+def test_reverse_kl_uses_one_sample_count(device):
+    assert fl.train.REVERSE_KL_SAMPLES == 256
+    flow = fl.Flow(fl.MAF(2, hidden=(8,)).inv, fl.StandardNormal(2)).to(device)
+    seen = []
+
+    def log_prob(x):
+        seen.append(len(x))
+        return fl.targets.banana_log_prob(x)
+
+    fl.fit(flow, log_prob, steps=2, batch_size=None, progress=False)
+    fl.fit(flow, log_prob, steps=2, batch_size=64, progress=False)
+    assert seen == [256, 256, 64, 64]

@@ -1,0 +1,220 @@
+"""The circles chapter's live dashboard, as a student meets it: in a real JupyterLab, in Chromium.
+
+Starts JupyterLab on 127.0.0.1 over a temporary copy of `book/` (autosave off as well), opens
+`book/circles.ipynb`, runs its imports cell (the first that imports flowlab) and its dashboard
+cell (the one that makes ``fl.live.Trainer(...)``), skipping the chapter's long trainings in
+between as a reader in a hurry would, and uses the dashboard as a reader would: read the
+status, Start, watch the picture and the step counter move, Stop, choose "all data" as the batch,
+Start again, Stop. The page must log no JavaScript error and reach nothing off the machine.
+
+The dashboard's parts are found by their CSS classes (ipywidgets ``add_class``):
+``flowlab-status``, ``flowlab-steps``, ``flowlab-picture``, ``flowlab-batch``; its buttons by their
+text. Screenshots of each stage go to /tmp/jlab-*.png (look at them when a run fails).
+
+Needs Debian's `chromium` (`apt-get install -y chromium`) and `jupyterlab` (requirements.txt);
+fails, never skips, without them. No server, kernel or browser survives the test: the fixture
+shuts the server down, kills what is left, and checks. About 40 s on a quiet 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from browsing import chromium, jupyter_lab
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = "book/circles.ipynb"
+IMPORTS = "import flowlab as fl"
+DASHBOARD = "fl.live.Trainer("
+SHOTS = Path("/tmp")
+
+# JupyterLab user settings for the test: never save (the copy is temporary anyway), no news or
+# update checks (no network), every cell in the DOM (so the n-th cell is the n-th element).
+SETTINGS = {
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+}
+
+# Console errors known to be harmless: none so far in JupyterLab 4.6 with this notebook. Each
+# entry is a regular expression that must match one whole console message.
+HARMLESS_CONSOLE = ()
+
+# Timeouts (ms), generous for a busy 2-core machine.
+RUN_CELLS_MS = 120_000
+STEP_MS = 30_000
+
+
+def _git_status_book() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--", "book/"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _cell_with(notebook: Path, text: str) -> int:
+    cells = json.loads(notebook.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and text in "".join(cell["source"]):
+            return i
+    pytest.fail(f"{NOTEBOOK} has no code cell with {text!r}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab serving a temporary copy of the book; yields the `browsing.JupyterLab`."""
+    before = _git_status_book()
+    work = tmp_path_factory.mktemp("jupyterlab")
+    root = work / "root"
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
+    copied = (root / NOTEBOOK).read_bytes()
+    with jupyter_lab(root, work / "home", settings=SETTINGS) as server:
+        server.root = root
+        yield server
+    assert (root / NOTEBOOK).read_bytes() == copied, "JupyterLab saved the notebook although autosave is off"
+    after = _git_status_book()
+    assert after == before, f"`git status --porcelain book/` changed during the test:\n{before}\n---\n{after}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+class Console:
+    """What the page logs: console errors, uncaught exceptions, and requests off the machine."""
+
+    def __init__(self, page, base: str):
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        origin = f"{urlsplit(base).scheme}://{urlsplit(base).netloc}"
+
+        def route(route):
+            url = route.request.url
+            if url.startswith(origin) or urlsplit(url).scheme in ("data", "blob", "about"):
+                route.continue_()
+            else:
+                self.outside.append(url)
+                route.abort()
+
+        page.route("**/*", route)
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(re.fullmatch(p, e, re.S) for p in HARMLESS_CONSOLE)]
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"jlab-{name}.png"))
+
+
+def _step_number(locator) -> int:
+    text = locator.inner_text()
+    match = re.search(r"\d+", text)
+    assert match, f"the step counter shows no number: {text!r}"
+    return int(match.group())
+
+
+def test_circles_dashboard_in_jupyterlab(lab, browser):
+    from playwright.sync_api import expect
+
+    imports = _cell_with(lab.root / NOTEBOOK, IMPORTS)
+    index = _cell_with(lab.root / NOTEBOOK, DASHBOARD)
+    context = browser.new_context(viewport={"width": 1366, "height": 768})  # a laptop screen
+    page = context.new_page()
+    console = Console(page, lab.base)
+    try:
+        t0 = time.perf_counter()
+        page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), wait_until="domcontentloaded")
+        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+        expect(cells.nth(index)).to_be_attached(timeout=60_000)
+        # the kernel has started (the status bar reads "<kernel name> | Idle", not "No Kernel")
+        expect(page.get_by_role("button", name=re.compile(r"^(?!No Kernel).+ \| Idle$"))).to_be_visible(timeout=60_000)
+        _shot(page, "1-opened")
+
+        # run the imports cell, then the dashboard cell (select each in command mode, Ctrl+Enter)
+        for i in (imports, index):
+            cells.nth(i).locator(".jp-InputPrompt").first.click()
+            page.keyboard.press("Control+Enter")
+        cell = cells.nth(index)
+
+        dashboard = cell.locator(".jp-OutputArea")
+        start = dashboard.get_by_role("button", name="Start", exact=True)
+        failed = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                              has_text="Traceback")
+        try:
+            expect(start.or_(failed).first).to_be_visible(timeout=RUN_CELLS_MS)
+        except AssertionError:
+            _shot(page, "2-no-dashboard")
+            raise AssertionError(f"no dashboard {RUN_CELLS_MS / 1000:.0f} s after running the cells") from None
+        if failed.count():
+            _shot(page, "2-no-dashboard")
+            raise AssertionError("a cell failed before the dashboard appeared:\n" + "\n".join(failed.all_inner_texts()))
+        stop = dashboard.get_by_role("button", name="Stop", exact=True)
+        expect(dashboard.get_by_role("button", name="Reset", exact=True)).to_be_visible()
+        cell.scroll_into_view_if_needed()
+        _shot(page, "2-dashboard")
+        ran = time.perf_counter() - t0
+
+        status = dashboard.locator(".flowlab-status")
+        expect(status).to_have_text(re.compile(r"^\s*Ready"), timeout=10_000)
+        picture = dashboard.locator("img.flowlab-picture, .flowlab-picture img").first
+        steps = dashboard.locator(".flowlab-steps")
+        batch = dashboard.locator(".flowlab-batch select")
+        expect(picture).to_be_attached()
+        expect(steps).to_be_attached()
+
+        # Start: the picture is redrawn and the step counter counts
+        src, count = picture.get_attribute("src"), _step_number(steps)
+        start.click()
+        expect(picture).not_to_have_attribute("src", src or "", timeout=STEP_MS)
+        expect(steps).not_to_have_text(steps.inner_text(), timeout=STEP_MS)
+        assert _step_number(steps) > count, "the step counter did not go up after Start"
+        _shot(page, "3-training")
+        stop.click()
+        stopped = _settled(steps)
+        _shot(page, "4-stopped")
+
+        # all the data at every step
+        # (ipywidgets writes the spaces of option labels as no-break spaces)
+        all_data = batch.locator("option", has_text=re.compile(r"^\s*all\sdata\s*$"))
+        expect(all_data).to_have_count(1)
+        batch.select_option(value=all_data.get_attribute("value"))
+        src = picture.get_attribute("src")
+        start.click()
+        expect(steps).not_to_have_text(re.compile(rf"^\D*{stopped}\b"), timeout=STEP_MS)
+        expect(picture).not_to_have_attribute("src", src or "", timeout=STEP_MS)
+        expect(batch, "the batch dropdown no longer shows 'all data'").to_have_value(all_data.get_attribute("value"))
+        _shot(page, "5-all-data")
+        stop.click()
+        again = _settled(steps)
+        assert again > stopped, f"Start with all data did not carry on from step {stopped} (now {again})"
+        assert not re.search(r"error|must be|diverg", status.inner_text(), re.I), status.inner_text()
+        _shot(page, "6-stopped")
+        print(f"JupyterLab: cells ran in {ran:.1f} s, whole test {time.perf_counter() - t0:.1f} s; "
+              f"steps {stopped} then {again}")
+
+        assert not console.outside, f"the page tried to reach the network: {sorted(set(console.outside))}"
+        assert not console.unexpected(), f"JavaScript errors in the console: {console.unexpected()}"
+    finally:
+        context.close()
+
+
+def _settled(steps, timeout: float = 10.0) -> int:
+    """The step counter once it stops moving (two reads 0.5 s apart agree); fails if it never does."""
+    deadline = time.monotonic() + timeout
+    last = _step_number(steps)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _step_number(steps)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the step counter kept moving {timeout:.0f} s after Stop (at {last})")
