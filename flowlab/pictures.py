@@ -190,24 +190,37 @@ class Painter:
         yy, xx = torch.meshgrid(c.flip(0), c, indexing="ij")  # row 0 at the top
         self.lattice = torch.stack([xx.flatten(), yy.flatten()], 1)
 
-    @torch.no_grad()
-    def evaluate(self, flow: Flow) -> tuple[np.ndarray, np.ndarray]:
-        """The flow's log-density on the grid, shape (grid, grid), and its samples, (samples, 2)."""
+    @staticmethod
+    def _like(flow: Flow) -> dict:
         if flow.features != 2:
             raise ValueError(f"the pictures show 2-D flows; this flow has {flow.features} features.")
         ref = next(flow.parameters(), None)
         ref = flow.base._anchor if ref is None else ref
-        lattice = self.lattice.to(device=ref.device, dtype=ref.dtype)
-        logp = flow.log_prob(lattice).view(self.grid, self.grid)
-        x, _ = flow.transform.inverse(self.z.to(device=ref.device, dtype=ref.dtype))
-        return logp.float().cpu().numpy(), x.float().cpu().numpy()
+        return dict(device=ref.device, dtype=ref.dtype)
+
+    @torch.no_grad()
+    def density(self, flow: Flow) -> np.ndarray:
+        """The flow's log-density on the grid, shape (grid, grid), row 0 at the top."""
+        return flow.log_prob(self.lattice.to(**self._like(flow))).view(self.grid, self.grid).float().cpu().numpy()
+
+    @torch.no_grad()
+    def sample(self, flow: Flow) -> np.ndarray:
+        """The flow's samples from the fixed latent points, shape (samples, 2)."""
+        x, _ = flow.transform.inverse(self.z.to(**self._like(flow)))
+        return x.float().cpu().numpy()
+
+    def evaluate(self, flow: Flow) -> tuple[np.ndarray, np.ndarray]:
+        """The flow's log-density on the grid, shape (grid, grid), and its samples, (samples, 2)."""
+        return self.density(flow), self.sample(flow)
 
     def draw(self, log_density: np.ndarray, samples: np.ndarray) -> bytes:
         return png(picture(log_density, samples, self.points, self.extent, self.size), self.colors, self.level)
 
-    def render(self, flow: Flow) -> tuple[bytes, float]:
-        """The PNG bytes of the picture of ``flow`` and the largest density on the grid."""
-        logp, x = self.evaluate(flow)
+    def render(self, flow: Flow, samples: np.ndarray | None = None) -> tuple[bytes, float]:
+        """The PNG bytes of the picture of ``flow`` and the largest density on the grid.
+        ``samples`` (from :meth:`sample`) are drawn instead of new ones when given."""
+        logp = self.density(flow)
+        x = self.sample(flow) if samples is None else samples
         finite = logp[np.isfinite(logp)]
         top = float(finite.max()) if finite.size else -math.inf
         return self.draw(logp, x), math.exp(top) if top < 700 else math.inf

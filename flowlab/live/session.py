@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import math
 import threading
 import time
 import weakref
@@ -105,6 +106,10 @@ class Setting:
 class Session:
     """Live training without widgets. See :class:`flowlab.live.Trainer` for the settings.
 
+    The view redraws at up to ``fps`` pictures a second. The density is computed afresh for
+    every picture; the samples (which invert the flow, iteratively for the monotone and integral
+    transformers) are refreshed every few pictures when computing them would slow the view down.
+
     Example:
         >>> from flowlab.live.session import Session
         >>> s = Session(target="moons", family="MAF", layers=2, hidden=16, steps=20)
@@ -134,6 +139,7 @@ class Session:
         self.message, self.error = "", None
         self.history, self.flow, self.run = History(), None, None
         self.picture, self.peak, self.chart = b"", None, None
+        self._samples, self._frame_count, self._sample_every = None, 0, 1
         self._lock = threading.Lock()  # held while the parameters and the history change
         self._draw_lock = threading.Lock()
         self._stop = threading.Event()
@@ -236,6 +242,7 @@ class Session:
         flow = self._make_flow(2)
         painter = Painter(target.points, extent=target.extent, grid=self.grid, size=self.size, seed=self._settings["seed"])
         painter.evaluate(flow)  # fails here, not in the view thread, for a flow that cannot be drawn
+        self._samples = None
         device = torch.device(self._settings["device"])
         with self._lock:
             self.flow, self.target_object, self.painter = flow.to(device), target, painter
@@ -355,7 +362,15 @@ class Session:
                 run = self.run
                 total = n + (run.total - run.step_count if run is not None and not run.done
                              else 0 if run is not None else self._settings["steps"])
-            self.picture, self.peak = self.painter.render(self._shadow)
+            # Sampling inverts the flow, iteratively for some families: when that is slow, the
+            # samples are refreshed every few pictures so that the density keeps its frame rate.
+            self._frame_count += 1
+            if self._samples is None or self._frame_count % self._sample_every == 0 or not self.running:
+                t0 = time.perf_counter()
+                self._samples = self.painter.sample(self._shadow)
+                took = time.perf_counter() - t0
+                self._sample_every = min(10, max(1, math.ceil(took / (0.4 / self.fps))))
+            self.picture, self.peak = self.painter.render(self._shadow, self._samples)
             t = self.target_object
             self.chart = loss_chart(loss, vs, vn, t.reference, total, reference_label=t.reference_label)
             self.caption = caption(self.painter.extent, t.points_label, self.peak)
