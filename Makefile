@@ -2,6 +2,7 @@
 #   make book    build the site into _build/html, executing every chapter
 #   make serve   serve _build/html on http://127.0.0.1:8000
 #   make test    run the whole test suite (unit, notebooks, book build, browser)
+#   make lab     open JupyterLab at the repository root, in the same environment
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +16,7 @@ TORCH_THREADS ?= 1
 
 THREADS_ENV := $(if $(TORCH_THREADS),OMP_NUM_THREADS=$(TORCH_THREADS) MKL_NUM_THREADS=$(TORCH_THREADS),)
 
-.PHONY: book serve test chromium
+.PHONY: book serve test chromium lab
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +47,6 @@ chromium:
 
 test: $(VENV)/.installed chromium
 	$(THREADS_ENV) $(BIN)/python -m pytest
+
+lab: $(VENV)/.installed
+	$(THREADS_ENV) $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)

@@ -5,6 +5,10 @@ r"""Autoregressive flows: a conditioner followed by a transformer, and the named
     \log\left|\det \frac{\partial z}{\partial x}\right| = \sum_{i=1}^{D} \log \tau'_{c_i}(x_i).
 
 The Jacobian is triangular, so its determinant is the product of the diagonal: :math:`O(D)`.
+
+In the builders with masked conditioners (all but :func:`RNNFlow`, whose ``hidden`` is the
+size of a GRU's state), ``hidden`` gives the widths of each conditioner's hidden layers, such
+as ``(64, 64)``; one number, ``hidden=64``, means two layers of that width.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from ._checks import check_batch, check_positive_int
+from ._checks import check_batch, check_conditioner, check_like, check_positive_int, check_type
 from .conditioners import MaskedConditioner
 from .core import Compose, Transform
 from .linear import Reverse
@@ -24,10 +28,12 @@ class Autoregressive(Transform):
     r"""One autoregressive layer: ``transformer`` with parameters from ``conditioner``.
 
     * ``forward`` (data to latent) is explicit: one conditioner pass, then the transformer.
-    * ``inverse`` (latent to data) is iterative: ``conditioner.passes`` sweeps. Starting from
-      :math:`x = 0`, each sweep recomputes the parameters from the current :math:`x` and
-      inverts the transformer; after sweep :math:`k` the coordinates of the first :math:`k`
-      parts are exact, so exactly ``passes`` sweeps recover :math:`x`.
+    * ``inverse`` (latent to data) is iterative. The parameters of part 0 are constants
+      (``conditioner.initial``, no network pass), so inverting the transformer with them makes
+      part 0 exact. Then each of ``passes = K - 1`` network passes recomputes the parameters
+      from the current :math:`x` and inverts the transformer; after pass :math:`k` the first
+      :math:`k + 1` parts are exact. A coupling layer (:math:`K = 2`) takes one network pass
+      each way; a fully autoregressive one :math:`D - 1` to invert.
 
     Example:
         >>> import torch, flowlab as fl
@@ -36,12 +42,14 @@ class Autoregressive(Transform):
         >>> z, ladj = layer(x)
         >>> torch.allclose(layer.inverse(z)[0], x, atol=1e-5)
         True
+        >>> layer.passes  # network passes to invert K = 3 parts
+        2
     """
 
     def __init__(self, conditioner: MaskedConditioner, transformer: Transformer):
         super().__init__()
-        if not isinstance(transformer, Transformer):
-            raise ValueError(f"transformer must be a flowlab Transformer, got {type(transformer).__name__}.")
+        check_conditioner("conditioner", conditioner)
+        check_type("transformer", transformer, Transformer, "a flowlab Transformer such as fl.RQSpline() or fl.Affine()")
         conditioner.build(transformer.params)
         self.conditioner = conditioner
         self.transformer = transformer
@@ -53,16 +61,25 @@ class Autoregressive(Transform):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_batch("x", x, self.features)
-        z, ld = self.transformer(x, self.conditioner(x))
+        try:
+            z, ld = self.transformer(x, self.conditioner(x))
+        except (RuntimeError, ValueError):
+            check_like("x", x, self)  # a dtype or device mismatch gets a clear message
+            raise
         return z, ld.sum(-1)
 
     def inverse(self, z: Tensor, passes: int | None = None) -> tuple[Tensor, Tensor]:
-        """Invert with ``passes`` sweeps (default: the conditioner's, which is exact)."""
+        """Invert with ``passes`` network passes after the constants of part 0 (default: the
+        conditioner's ``passes``, which is exact; ``passes=0`` uses the constants only)."""
         check_batch("z", z, self.features)
-        passes = self.passes if passes is None else check_positive_int("passes", passes)
-        x = z.new_zeros(z.shape)
-        for _ in range(passes):
-            x, ld = self.transformer.inverse(z, self.conditioner(x))
+        passes = self.passes if passes is None else check_positive_int("passes", passes, minimum=0)
+        try:
+            x, ld = self.transformer.inverse(z, self.conditioner.initial(z))  # part 0 exact, no network pass
+            for _ in range(passes):
+                x, ld = self.transformer.inverse(z, self.conditioner(x))
+        except (RuntimeError, ValueError):
+            check_like("z", z, self)  # a dtype or device mismatch gets a clear message
+            raise
         return x, ld.sum(-1)
 
 
@@ -79,14 +96,15 @@ def _stack(features: int, layers: int, make_layer) -> Transform:
 
 def MAF(
     features: int,
-    hidden: Sequence[int] = (64, 64),
+    hidden: int | Sequence[int] = (64, 64),
     layers: int = 1,
     parts: int | None = None,
     scale_bound: float = 3.0,
 ) -> Transform:
     r"""Masked autoregressive flow (Papamakarios et al. 2017): affine transformers, masked conditioner.
 
-    Density evaluation takes one pass per layer; sampling takes ``parts`` passes per layer.
+    Density evaluation takes one network pass per layer; sampling takes ``parts - 1`` per layer
+    (one for a coupling layer, ``parts=2``).
     ``MAF(...).inv`` is an inverse autoregressive flow (IAF, Kingma et al. 2016), cheap to
     sample from. ``parts=2`` gives a RealNVP-style coupling flow. ``scale_bound`` bounds
     each layer's log-scale (see :class:`~flowlab.Affine`); deep stacks train more stably with
@@ -103,7 +121,7 @@ def MAF(
 
 def SplineAutoregressive(
     features: int,
-    hidden: Sequence[int] = (64, 64),
+    hidden: int | Sequence[int] = (64, 64),
     bins: int = 8,
     bound: float = 4.0,
     layers: int = 4,
@@ -112,11 +130,11 @@ def SplineAutoregressive(
     r"""Neural spline flow (Durkan et al. 2019): rational-quadratic spline transformers,
     masked conditioners, ``layers`` layers with the coordinates reversed in between.
 
-    The notes' opening example (flowtorch's ``SplineAutoregressive``) is one layer with a
+    The book's opening example (flowtorch's ``SplineAutoregressive``) is one layer with a
     256-256 network, 8 bins and bound 3:
     ``SplineAutoregressive(2, hidden=(256, 256), bins=8, bound=3, layers=1)``.
     The defaults stack four layers with 64-64 networks; trained with :func:`flowlab.fit`'s
-    defaults they generalize better from a thousand points (see chapter 1).
+    defaults they generalize better from a thousand points (the circles chapter measures it).
 
     Example:
         >>> import flowlab as fl
@@ -135,11 +153,11 @@ from .conditioners import RNNConditioner  # noqa: E402
 from .transformers import Integral, MonotonicNN  # noqa: E402
 
 
-def IAF(features: int, hidden: Sequence[int] = (64, 64), layers: int = 1, parts: int | None = None) -> Transform:
+def IAF(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 1, parts: int | None = None) -> Transform:
     r"""Inverse autoregressive flow (Kingma et al. 2016): a :func:`MAF` used the other way round.
 
     ``IAF(...)`` is ``MAF(...).inv``: its ``forward`` (data to latent, the density) takes
-    ``parts`` passes per layer, its ``inverse`` (sampling) one pass per layer. Cheap to sample
+    ``parts - 1`` network passes per layer, its ``inverse`` (sampling) one pass per layer. Cheap to sample
     from and to evaluate on its own samples, which is what the reverse KL objective needs.
 
     Example:
@@ -152,7 +170,7 @@ def IAF(features: int, hidden: Sequence[int] = (64, 64), layers: int = 1, parts:
     return MAF(features, hidden, layers, parts).inv
 
 
-def RealNVP(features: int, hidden: Sequence[int] = (64, 64), layers: int = 4) -> Transform:
+def RealNVP(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 4) -> Transform:
     r"""RealNVP (Dinh et al. 2017): affine coupling layers, the coordinates reversed in between.
 
     Each layer is an :class:`Autoregressive` layer with a :class:`MaskedConditioner` of
@@ -161,7 +179,7 @@ def RealNVP(features: int, hidden: Sequence[int] = (64, 64), layers: int = 4) ->
 
     .. math:: z_{I_2} = e^{s(x_{I_1})} \odot x_{I_2} + t(x_{I_1}).
 
-    Both directions take at most two passes per layer. ``features`` must be at least 2.
+    Both directions take one network pass per layer: the first half's parameters are constants. ``features`` must be at least 2.
 
     Example:
         >>> import torch, flowlab as fl
@@ -175,7 +193,7 @@ def RealNVP(features: int, hidden: Sequence[int] = (64, 64), layers: int = 4) ->
 
 def NeuralSplineFlow(
     features: int,
-    hidden: Sequence[int] = (64, 64),
+    hidden: int | Sequence[int] = (64, 64),
     bins: int = 8,
     bound: float = 4.0,
     layers: int = 3,
@@ -199,7 +217,7 @@ def NeuralSplineFlow(
 
 def MonotonicFlow(
     features: int,
-    hidden: Sequence[int] = (64, 64),
+    hidden: int | Sequence[int] = (64, 64),
     units: int = 8,
     layers: int = 3,
     parts: int | None = None,
@@ -209,7 +227,7 @@ def MonotonicFlow(
     the coordinates reversed in between.
 
     ``forward`` (the density) is explicit; ``inverse`` (sampling) inverts each transformer by
-    bisection, ``parts`` sweeps per layer.
+    bisection, ``parts - 1`` network passes per layer.
 
     Example:
         >>> import torch, flowlab as fl
@@ -218,6 +236,7 @@ def MonotonicFlow(
         >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-10)
         True
     """
+    units = check_positive_int("units", units, hint="(the sigmoids of each transformer)")
     return _stack(
         features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), MonotonicNN(units))
     )
@@ -225,7 +244,7 @@ def MonotonicFlow(
 
 def UMNNFlow(
     features: int,
-    hidden: Sequence[int] = (64, 64),
+    hidden: int | Sequence[int] = (64, 64),
     units: int = 8,
     nodes: int = 64,
     layers: int = 3,
@@ -237,7 +256,8 @@ def UMNNFlow(
     coordinates reversed in between.
 
     ``forward`` (the density) costs one quadrature per layer; ``inverse`` (sampling) inverts
-    each transformer by bisection, one quadrature per bisection step, ``parts`` sweeps per layer.
+    each transformer by bisection, one quadrature per bisection step, ``parts - 1`` network
+    passes per layer.
 
     Example:
         >>> import torch, flowlab as fl
@@ -246,6 +266,7 @@ def UMNNFlow(
         >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-10)
         True
     """
+    units = check_positive_int("units", units, hint="(the tanh units of each integrand)")
     return _stack(
         features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), Integral(units, nodes))
     )
@@ -256,8 +277,8 @@ def RNNFlow(features: int, hidden: int = 64, transformer: Transformer | None = N
     ``hidden`` state units) and ``transformer`` (default ``RQSpline(bins=8, bound=4.0)``; each
     layer gets its own copy), the coordinates reversed in between.
 
-    ``forward`` (the density) takes one GRU sweep per layer; ``inverse`` (sampling) takes
-    ``features`` sweeps per layer.
+    ``forward`` (the density) takes one GRU sweep (``features`` sequential steps) per layer;
+    ``inverse`` (sampling) takes ``features - 1`` sweeps per layer after one GRU step.
 
     Example:
         >>> import torch, flowlab as fl

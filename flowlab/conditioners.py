@@ -2,7 +2,9 @@ r"""Conditioners: networks that compute the parameters :math:`c_i` of each coord
 
 In an autoregressive flow :math:`z_i = \tau_{c_i}(x_i)` with :math:`c_i = c^{(i)}(x_{<i})`.
 A conditioner returns all :math:`c_i` at once as a tensor of shape ``(batch, features, params)``
-and says in ``passes`` how many sweeps the inverse needs until every coordinate is known.
+and says in ``passes`` how many network passes the inverse needs until every coordinate is
+known. The parameters of the first coordinates depend on no input; ``initial(x)`` returns them
+without a network pass (the other entries of its output are placeholders, to be overwritten).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_positive_int
+from ._checks import check_hidden, check_positive_int
 from .nn import MaskedMLP, partition
 
 
@@ -21,14 +23,20 @@ class MaskedConditioner(nn.Module):
 
     The features are split into ``parts`` contiguous blocks :math:`I_1, \dots, I_K`; the
     parameters of the coordinates in block :math:`k` depend only on the coordinates of blocks
-    :math:`< k`, and those of block 1 are learned constants. One network pass gives every
-    :math:`c_i`; inverting the flow takes :math:`K` passes (``passes = parts``).
+    :math:`< k`, and those of block 1 are learned constants: the output layer's bias, since the
+    masks connect their outputs to no hidden unit. :meth:`initial` reads these constants without
+    running the network. One network pass gives every :math:`c_i`; inverting the flow takes
+    :math:`K - 1` network passes (``passes = parts - 1``): block 1 from the constants, then one
+    pass per further block.
 
-    * ``parts = features``: fully autoregressive (MAF);
+    * ``parts = features``: fully autoregressive (MAF), :math:`D - 1` passes to invert;
     * ``parts = 2``: a coupling layer (RealNVP): half the coordinates pass through a
-      learned elementwise map, the other half are transformed conditioned on them;
-    * ``parts = 1``: an elementwise map with learned constant parameters (no network).
+      learned elementwise map, the other half are transformed conditioned on them; one
+      network pass in each direction;
+    * ``parts = 1``: an elementwise map with learned constant parameters (no network, no pass).
 
+    ``hidden`` gives the widths of the network's hidden layers, such as ``(64, 64)``; one
+    number, ``hidden=64``, means two layers of that width.
     The number of outputs per feature is set by the transformer it is paired with
     (:class:`flowlab.Autoregressive` calls :meth:`build`), or directly with ``outputs``.
 
@@ -37,15 +45,20 @@ class MaskedConditioner(nn.Module):
         >>> c = fl.MaskedConditioner(4, parts=2, hidden=(16,), outputs=3)
         >>> c(torch.randn(5, 4)).shape
         torch.Size([5, 4, 3])
+        >>> c.passes  # network passes to invert a coupling layer
+        1
+        >>> first = c.part == 0  # their parameters are constants: no pass needed
+        >>> torch.equal(c.initial(torch.randn(5, 4))[:, first], c(torch.randn(5, 4))[:, first])
+        True
     """
 
-    def __init__(self, features: int, parts: int | None = None, hidden: Sequence[int] = (64, 64), outputs: int | None = None):
+    def __init__(self, features: int, parts: int | None = None, hidden: int | Sequence[int] = (64, 64), outputs: int | None = None):
         super().__init__()
         self.features = check_positive_int("features", features)
         self.parts = self.features if parts is None else parts
         if isinstance(self.parts, bool) or not isinstance(self.parts, int) or not 1 <= self.parts <= self.features:
             raise ValueError(f"parts must be an integer between 1 and features={self.features}, got {parts!r}.")
-        self.hidden = tuple(check_positive_int("hidden size", h) for h in hidden)
+        self.hidden = check_hidden(hidden, layers=2)  # hidden=64 means (64, 64)
         if any(h < self.parts - 1 for h in self.hidden):
             raise ValueError(
                 f"every hidden size must be at least parts - 1 = {self.parts - 1} so that each part can see "
@@ -58,7 +71,8 @@ class MaskedConditioner(nn.Module):
 
     @property
     def passes(self) -> int:
-        return self.parts
+        """Network passes needed to invert: ``parts - 1`` (part 0 comes from the constants)."""
+        return self.parts - 1
 
     @property
     def part(self) -> Tensor:
@@ -89,6 +103,16 @@ class MaskedConditioner(nn.Module):
             return self.net.expand(x.shape[0], -1, -1)
         return self.net(x).view(x.shape[0], self.features, self.outputs)
 
+    def initial(self, x: Tensor) -> Tensor:
+        """Parameters of shape ``(batch, features, outputs)`` that are exact for part 0, without a
+        network pass: the output layer's bias (the masks connect part 0's outputs to nothing).
+        The entries of the other parts are placeholders (the bias); ``x`` only gives the batch size."""
+        if self.net is None:
+            raise ValueError("this conditioner has no network yet: pair it with a transformer in fl.Autoregressive.")
+        if self.parts == 1:
+            return self.net.expand(x.shape[0], -1, -1)
+        return self.net[-1].bias.view(1, self.features, self.outputs).expand(x.shape[0], -1, -1)
+
     def extra_repr(self) -> str:
         return f"features={self.features}, parts={self.parts}, hidden={self.hidden}"
 
@@ -104,8 +128,11 @@ class RNNConditioner(nn.Module):
 
     so :math:`c_i` depends on :math:`x_{<i}` only, and :math:`c_1` is a learned constant. The
     same weights serve every coordinate, whatever :math:`D` is. One call returns every
-    :math:`c_i` (the GRU runs over the whole sequence), but inverting a flow needs
-    ``passes = features`` sweeps: :math:`x_i` is only known once :math:`x_{<i}` is.
+    :math:`c_i`, but it is itself :math:`D` sequential GRU steps. Inverting a flow takes
+    ``passes = features - 1`` such sweeps after :meth:`initial` (one GRU step for
+    :math:`c_1`): :math:`x_i` is only known once :math:`x_{<i}` is. Each sweep reruns the GRU
+    from the start, so the inverse costs :math:`O(D^2)` GRU steps; an incremental inverse that
+    carries the state along would need :math:`O(D)`, but no batching over coordinates.
 
     ``hidden`` is the size of the GRU's state. The number of outputs per feature is set by the
     transformer it is paired with (:class:`flowlab.Autoregressive` calls :meth:`build`), or
@@ -118,13 +145,13 @@ class RNNConditioner(nn.Module):
         >>> c(torch.randn(5, 4)).shape
         torch.Size([5, 4, 3])
         >>> c.passes
-        4
+        3
     """
 
     def __init__(self, features: int, hidden: int = 64, outputs: int | None = None):
         super().__init__()
         self.features = check_positive_int("features", features)
-        self.hidden = check_positive_int("hidden", hidden)
+        self.hidden = check_positive_int("hidden", hidden, hint="(the size of the GRU's state: one number, such as 64)")
         self.gru = nn.GRU(1, self.hidden, batch_first=True)
         self.outputs = None
         self.head = None
@@ -133,7 +160,8 @@ class RNNConditioner(nn.Module):
 
     @property
     def passes(self) -> int:
-        return self.features
+        """Full GRU sweeps needed to invert: ``features - 1`` (:math:`c_1` comes from :meth:`initial`)."""
+        return self.features - 1
 
     def build(self, outputs: int) -> None:
         """Create the output layer for ``outputs`` parameters per feature (once)."""
@@ -158,6 +186,17 @@ class RNNConditioner(nn.Module):
         shifted = torch.cat((x.new_zeros(x.shape[0], 1), x[:, :-1]), dim=1)  # (0, x_1, ..., x_{D-1})
         h, _ = self.gru(shifted.unsqueeze(-1))
         return self.head(h)
+
+    def initial(self, x: Tensor) -> Tensor:
+        """Parameters of shape ``(batch, features, outputs)`` exact for the first coordinate:
+        :math:`c_1`, from one GRU step on the input 0 (it depends on no coordinate), repeated as a
+        placeholder for the others. ``x`` only gives the batch size, dtype and device."""
+        if self.head is None:
+            raise ValueError(
+                "this conditioner has no output layer yet: pair it with a transformer in fl.Autoregressive."
+            )
+        h, _ = self.gru(x.new_zeros(1, 1, 1))
+        return self.head(h).expand(x.shape[0], self.features, -1)
 
     def extra_repr(self) -> str:
         return f"features={self.features}, hidden={self.hidden}"

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_batch, check_positive_int
+from ._checks import ArgumentTypeError, check_batch, check_finite, check_positive_int, check_type
 
 
 class Transform(nn.Module):
@@ -103,9 +103,15 @@ class Compose(Transform):
         super().__init__()
         if not transforms:
             raise ValueError("Compose needs at least one transform.")
-        for t in transforms:
-            if not isinstance(t, Transform):
-                raise ValueError(f"Compose takes flowlab Transforms, got {type(t).__name__}.")
+        for i, t in enumerate(transforms):
+            name = f"Compose takes flowlab Transforms: argument {i}"
+            check_type(name, t, Transform, "a flowlab Transform such as fl.MAF(2)")
+        sizes = sorted(set().union(*(declared_features(t) for t in transforms)))
+        if len(sizes) > 1:
+            raise ValueError(
+                f"Compose joins transforms of one size, but these work on {' and '.join(map(str, sizes))} features: "
+                "build every transform with the same features."
+            )
         self.transforms = nn.ModuleList(transforms)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -163,10 +169,51 @@ class StandardNormal(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         n = check_positive_int("n", n)
         a = self._anchor
+        if generator is not None:
+            example = "a torch.Generator, such as torch.Generator().manual_seed(0), or None"
+            check_type("generator", generator, torch.Generator, example)
+            if generator.device.type != a.device.type:
+                raise ValueError(
+                    f"generator is on {generator.device} but the samples are drawn on {a.device}: "
+                    f"pass torch.Generator(device='{a.device}')."
+                )
         return torch.randn(n, self.features, dtype=a.dtype, device=a.device, generator=generator)
 
     def extra_repr(self) -> str:
         return f"features={self.features}"
+
+
+def declared_features(t: Transform) -> set[int]:
+    """The numbers of features that ``t`` says it works on (its ``features`` attribute, or those
+    of the transforms it is made of); empty when it does not say."""
+    if isinstance(t, Inverse):
+        return declared_features(t.transform)
+    if isinstance(t, Compose):
+        return set().union(*(declared_features(s) for s in t.transforms))
+    f = getattr(t, "features", None)
+    return {int(f)} if isinstance(f, int) and not isinstance(f, bool) else set()
+
+
+def _first_float(module: nn.Module) -> Tensor | None:
+    """The first parameter of ``module``, else its first floating-point buffer, else None."""
+    for p in module.parameters():
+        return p
+    return next((b for b in module.buffers() if b.is_floating_point()), None)
+
+
+def _check_base(base) -> None:
+    if isinstance(base, StandardNormal):
+        return
+    if isinstance(base, nn.Module) and all(callable(getattr(base, m, None)) for m in ("log_prob", "sample")):
+        if isinstance(getattr(base, "features", None), int):
+            return  # another base distribution written like StandardNormal
+    if isinstance(base, torch.distributions.Distribution):
+        raise ArgumentTypeError(
+            f"base must be a flowlab base distribution such as fl.StandardNormal(2), got the torch distribution "
+            f"{type(base).__name__}: flowlab's base is a module of batches (batch, D), so that flow.to(device) "
+            "moves it; use fl.StandardNormal(features)."
+        )
+    check_type("base", base, StandardNormal, "a flowlab base distribution such as fl.StandardNormal(2)")  # raises
 
 
 class Flow(nn.Module):
@@ -176,6 +223,14 @@ class Flow(nn.Module):
       one call of ``transform.forward``;
     * sampling: :math:`x = f(z),\ z \sim p_Z`, one call of ``transform.inverse``.
 
+    **dtype rule.** The flow computes in its own dtype, that of its transform's parameters
+    (a base in another dtype or on another device is moved to them at construction;
+    ``flow.double()`` switches everything to float64). ``log_prob`` converts its input to that dtype:
+    float64 data from numpy or scikit-learn, and integer data, work on a float32 flow, and the
+    result has the flow's dtype. Samples have the flow's dtype too. Inputs on another device
+    are refused (moving data is for the caller to choose), and so are points with NaN or
+    infinite coordinates, where no density is defined.
+
     Example:
         >>> import torch, flowlab as fl
         >>> flow = fl.Flow(fl.SplineAutoregressive(2), fl.StandardNormal(2))
@@ -183,22 +238,61 @@ class Flow(nn.Module):
         torch.Size([4])
         >>> flow.sample(10).shape
         torch.Size([10, 2])
+        >>> flow.log_prob(torch.zeros(4, 2, dtype=torch.float64)).dtype  # converted to the flow's dtype
+        torch.float32
     """
 
     def __init__(self, transform: Transform, base: StandardNormal):
         super().__init__()
-        if not isinstance(transform, Transform):
-            raise ValueError(f"transform must be a flowlab Transform, got {type(transform).__name__}.")
+        check_type("transform", transform, Transform, "a flowlab Transform such as fl.MAF(2)")
+        _check_base(base)
+        sizes = declared_features(transform)
+        if sizes and sizes != {base.features}:
+            raise ValueError(
+                f"the transform works on {' and '.join(map(str, sorted(sizes)))} features but the base distribution "
+                f"has {base.features}: use fl.StandardNormal({min(sizes)}), or build the transform for "
+                f"{base.features} features."
+            )
         self.transform = transform
         self.base = base
+        ref, anchor = _first_float(transform), getattr(base, "_anchor", None)
+        if ref is not None and isinstance(anchor, Tensor) and (anchor.dtype, anchor.device) != (ref.dtype, ref.device):
+            base.to(device=ref.device, dtype=ref.dtype)  # one dtype and device for the whole flow
 
     @property
     def features(self) -> int:
         return self.base.features
 
+    def _reference(self) -> Tensor | None:
+        """A tensor with the flow's dtype and device: the base's anchor buffer, which moves and
+        casts with the flow (a lookup, not a search through the parameters)."""
+        anchor = getattr(self.base, "_anchor", None)
+        return anchor if isinstance(anchor, Tensor) else _first_float(self.transform)
+
     def log_prob(self, x: Tensor) -> Tensor:
-        """Log-density of each row of ``x`` (shape ``(batch, features)``); returns ``(batch,)``."""
+        """Log-density of each row of ``x`` (shape ``(batch, features)``); returns ``(batch,)``.
+
+        ``x`` is converted to the flow's dtype (see the dtype rule above); a numpy array is
+        accepted too. NaN or infinite coordinates raise a ``ValueError`` naming the rows.
+        """
+        ref = self._reference()
+        if not isinstance(x, (Tensor, str, bytes)) and x is not None:
+            try:  # a numpy array (it has no device: it goes to the flow's)
+                x = torch.as_tensor(x, device=None if ref is None else ref.device)
+            except (TypeError, ValueError, RuntimeError):
+                pass  # check_batch says what x must be
         check_batch("x", x, self.features)
+        if x.is_complex():
+            raise ValueError(f"x must hold real numbers, got dtype {x.dtype}.")
+        if ref is not None and x.device != ref.device:
+            raise ValueError(
+                f"x is on {x.device} but the flow is on {ref.device}: pass x.to('{ref.device}'), "
+                f"or move the flow with flow.to('{x.device}')."
+            )
+        dtype = ref.dtype if ref is not None else (x.dtype if x.is_floating_point() else torch.get_default_dtype())
+        if x.dtype != dtype:
+            x = x.to(dtype)
+        check_finite("x", x, "the density is defined at finite points only: remove or impute them")
         z, ladj = self.transform(x)
         return self.base.log_prob(z) + ladj
 
@@ -210,6 +304,9 @@ class Flow(nn.Module):
         KL objective needs.
         """
         z = self.base.sample(n, generator=generator)
+        ref = self._reference()
+        if ref is not None and (z.dtype != ref.dtype or z.device != ref.device):
+            z = z.to(device=ref.device, dtype=ref.dtype)  # a base without an anchor may sample in another dtype
         x, ladj = self.transform.inverse(z)
         return x, self.base.log_prob(z) - ladj
 

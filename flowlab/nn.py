@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_positive_int
+from ._checks import check_hidden, check_positive_int
 
 
 def partition(features: int, parts: int) -> Tensor:
@@ -53,9 +53,9 @@ class MaskedMLP(nn.Sequential):
     :math:`< k`. The outputs are laid out feature-major: reshape to ``(batch, features, outputs)``.
     """
 
-    def __init__(self, features: int, outputs_per_feature: int, parts: int, hidden: Sequence[int] = (64, 64)):
+    def __init__(self, features: int, outputs_per_feature: int, parts: int, hidden: int | Sequence[int] = (64, 64)):
         part = partition(features, parts)
-        hidden = [check_positive_int("hidden size", h) for h in hidden]
+        hidden = check_hidden(hidden, layers=2)  # 64 means (64, 64)
         out_part = part.repeat_interleave(outputs_per_feature)
         layers: list[nn.Module] = []
         previous = part
@@ -68,10 +68,10 @@ class MaskedMLP(nn.Sequential):
 
 
 class MLP(nn.Sequential):
-    """A plain MLP with ReLU activations."""
+    """A plain MLP with ReLU activations; ``hidden=64`` means two hidden layers of 64 units."""
 
-    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] = (64, 64)):
-        sizes = [check_positive_int("in_features", in_features)] + [check_positive_int("hidden size", h) for h in hidden]
+    def __init__(self, in_features: int, out_features: int, hidden: int | Sequence[int] = (64, 64)):
+        sizes = [check_positive_int("in_features", in_features), *check_hidden(hidden, layers=2)]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
@@ -98,11 +98,11 @@ class MonotoneMLP(nn.Module):
         True
     """
 
-    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] = (16, 16)):
+    def __init__(self, in_features: int, out_features: int, hidden: int | Sequence[int] = (16, 16)):
         super().__init__()
         sizes = (
             [check_positive_int("in_features", in_features)]
-            + [check_positive_int("hidden size", h) for h in hidden]
+            + list(check_hidden(hidden, layers=2))  # 16 means (16, 16)
             + [check_positive_int("out_features", out_features)]
         )
         self.log_weights = nn.ParameterList()

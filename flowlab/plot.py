@@ -66,15 +66,21 @@ def log_density_grid(log_prob: Flow | Callable[[Tensor], Tensor], lim: float = 3
     return _numpy(values).reshape(n, n)
 
 
-def density(log_prob, ax=None, lim: float = 3.0, n: int = 200, log: bool = False, title: str | None = None, **kwargs):
-    """Heat map of a density given as a :class:`~flowlab.Flow` or a log-density function.
+def density(log_prob, ax=None, lim: float = 3.0, n: int = 200, log: bool = False, title: str | None = None,
+            colorbar: bool = True, labels: tuple[str, str] = ("$x_1$", "$x_2$"), label: str | None = None, **kwargs):
+    """Heat map of a density given as a :class:`~flowlab.Flow` or a log-density function, with a
+    colour bar (``colorbar=False`` leaves it out; ``label`` names its quantity) and labelled
+    axes (``labels``).
 
     ``log=True`` shows the log-density (clipped below at its maximum minus 10), which makes
-    thin spikes and holes visible.
+    thin spikes and holes visible. The colour bar says which quantity it shows; for a function
+    that is not normalized (an unnormalized target) it is a density only up to a constant.
 
     Example:
         >>> import flowlab as fl
         >>> ax = fl.plot.density(fl.targets.circles_log_prob, n=50)
+        >>> ax.get_xlabel(), len(ax.figure.axes)  # the heat map and its colour bar
+        ('$x_1$', 2)
     """
     ax = _axes(ax)
     values = log_density_grid(log_prob, lim, n)
@@ -83,8 +89,10 @@ def density(log_prob, ax=None, lim: float = 3.0, n: int = 200, log: bool = False
     else:
         values = np.exp(values)
     kwargs = {"cmap": "viridis", "origin": "lower", "extent": (-lim, lim, -lim, lim), **kwargs}
-    ax.imshow(values, **kwargs)
-    ax.set(aspect="equal")
+    image = ax.imshow(values, **kwargs)
+    ax.set(aspect="equal", xlabel=labels[0], ylabel=labels[1])
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label or ("log-density" if log else "density"))
     if title:
         ax.set_title(title)
     return ax

@@ -46,7 +46,10 @@ class Replay:
     """A recorded training run: one PNG picture per snapshot, the step of each, and the loss.
 
     ``peaks`` (optional) holds the largest density of each picture, which its colour bar's
-    top stands for. Display it in a notebook (it has ``_repr_html_``) or call :meth:`show`;
+    top stands for. ``caption`` replaces the words above the pictures (by default, what the two
+    panels of :class:`~flowlab.pictures.Painter` show) and ``step_labels`` the text under each
+    frame (by default its step and loss); with an empty ``loss`` the player has no loss chart,
+    so any recorded pictures can be played. Display it in a notebook (it has ``_repr_html_``) or call :meth:`show`;
     :meth:`html` gives the self-contained player as a string and :meth:`save` writes it as a
     standalone page.
     """
@@ -65,6 +68,8 @@ class Replay:
     reference_label: str = "true density"
     peaks: list[float] | None = None
     points_label: str = "data"
+    caption: str | None = None
+    step_labels: list[str] | None = None
 
     def __post_init__(self):
         if not self.frames or not all(isinstance(f, (bytes, bytearray)) for f in self.frames):
@@ -74,17 +79,22 @@ class Replay:
         if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in self.steps) or \
                 any(b < a for a, b in zip(self.steps, self.steps[1:])):
             raise ValueError(f"steps must be increasing integers >= 0, got {list(self.steps)[:10]}.")
-        if self.steps[-1] > len(self.loss):
+        if self.loss and self.steps[-1] > len(self.loss):
             raise ValueError(f"the last frame is at step {self.steps[-1]} but the loss has {len(self.loss)} steps.")
         if len(self.valid_step) != len(self.valid_nll):
             raise ValueError(f"valid_step and valid_nll differ in length: {len(self.valid_step)} and {len(self.valid_nll)}.")
         if self.peaks is not None and len(self.peaks) != len(self.frames):
             raise ValueError(f"peaks must give one value per frame: {len(self.frames)} frames, {len(self.peaks)} peaks.")
+        if self.step_labels is not None and len(self.step_labels) != len(self.frames):
+            raise ValueError(f"step_labels must give one label per frame: {len(self.frames)} frames, "
+                             f"{len(self.step_labels)} labels.")
         self.extent = check_positive_float("extent", self.extent)
         self.fps = check_positive_float("fps", self.fps)
 
     def labels(self) -> list[str]:
         """The text shown under each frame."""
+        if self.step_labels is not None:
+            return list(self.step_labels)
         out = []
         for i, s in enumerate(self.steps):
             text = f"step {s}"
@@ -101,17 +111,18 @@ class Replay:
         Element ids are unique per call, so several players can share a page.
         """
         uid = "flowlab-replay-" + uuid.uuid4().hex[:12]
-        total = max(self.steps[-1], len(self.loss))
+        total = max(self.steps[-1], len(self.loss), 1)
         chart = loss_chart(self.loss, self.valid_step, self.valid_nll, self.reference, total,
-                           marker_id=uid + "-marker", reference_label=self.reference_label)
+                           marker_id=uid + "-marker", reference_label=self.reference_label) if self.loss else None
         frames = ["data:image/png;base64," + base64.b64encode(f).decode("ascii") for f in self.frames]
         labels = self.labels()
         last = len(frames) - 1
         head = f"<strong>{html.escape(self.title)}</strong><br>" if self.title else ""
         msg = f'<div style="color:#a33">{html.escape(self.message)}</div>' if self.message else ""
-        data = json.dumps({"frames": frames, "labels": labels, "x": [round(chart.x_of(s), 2) for s in self.steps],
-                           "fps": self.fps})
-        words = html.escape(caption(self.extent, self.points_label))
+        data = json.dumps({"frames": frames, "labels": labels, "fps": self.fps,
+                           "x": [round(chart.x_of(s), 2) for s in self.steps] if chart else []})
+        words = html.escape(self.caption if self.caption is not None else caption(self.extent, self.points_label))
+        svg = f'<div style="max-width:100%;overflow-x:auto">{chart.svg}</div>' if chart else ""
         return f"""<div id="{uid}" class="flowlab-replay" style="font:13px sans-serif;max-width:100%;margin:0.5em 0;color:#333;background:#fff;padding:4px">
 {head}<div style="color:#555">{words}</div>
 <img id="{uid}-img" alt="training snapshot" src="{frames[last]}" style="max-width:100%;display:block;margin:4px 0">
@@ -121,7 +132,7 @@ class Replay:
  aria-label="training step">
 <span id="{uid}-label" style="min-width:12em;font-variant-numeric:tabular-nums">{html.escape(labels[last])}</span>
 </div>
-<div style="max-width:100%;overflow-x:auto">{chart.svg}</div>{msg}
+{svg}{msg}
 <div style="color:#555;font-size:12px">{self.note}</div>
 <script>(function init(tries) {{
   var d = {data};

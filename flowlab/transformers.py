@@ -14,13 +14,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_positive_float, check_positive_int
+from ._checks import check_fraction, check_positive_float, check_positive_int
 
 
 class Transformer(nn.Module):
     """Base class: a univariate monotone map with ``params`` parameters per coordinate."""
 
     params: int
+
+    def _check(self, x: Tensor, c: Tensor) -> None:
+        """``c`` holds ``params`` parameters per entry of ``x``: a shape check, nothing more."""
+        if not isinstance(c, Tensor) or c.dim() != x.dim() + 1 or c.shape[-1] != self.params:
+            got = f"shape {tuple(c.shape)}" if isinstance(c, Tensor) else type(c).__name__
+            raise ValueError(
+                f"{self!r} takes c of shape (batch, features, {self.params}), {self.params} parameters per entry of x "
+                f"(x has shape {tuple(x.shape)}); got c of {got}. A conditioner paired with it in "
+                "fl.Autoregressive is built with the right number (conditioner.build(transformer.params))."
+            )
 
     def forward(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -55,10 +65,12 @@ class Affine(Transformer):
         return shift, self.scale_bound * torch.tanh(u / self.scale_bound)
 
     def forward(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(x, c)
         shift, s = self._shift_logscale(c)
         return x * s.exp() + shift, s
 
     def inverse(self, y: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(y, c)
         shift, s = self._shift_logscale(c)
         return (y - shift) * (-s).exp(), -s
 
@@ -93,12 +105,11 @@ class RQSpline(Transformer):
         super().__init__()
         self.bins = check_positive_int("bins", bins)
         self.bound = check_positive_float("bound", bound)
-        if not 0 < min_width * self.bins < 1:
-            raise ValueError(f"min_width * bins must be in (0, 1), got {min_width} * {self.bins}.")
-        if not 0 < min_derivative < 1:
-            raise ValueError(f"min_derivative must be in (0, 1), got {min_derivative}.")
+        min_width = check_positive_float("min_width", min_width)
+        if not min_width * self.bins < 1:
+            raise ValueError(f"min_width * bins must be in (0, 1), got {min_width} * {self.bins}: lower min_width or bins.")
         self.min_width = min_width
-        self.min_derivative = min_derivative
+        self.min_derivative = min_derivative = check_fraction("min_derivative", min_derivative)
         # softplus(u + shift) + min_derivative == 1 at u = 0: zero parameters give the identity
         self._shift = math.log(math.expm1(1 - min_derivative))
         self.params = 3 * self.bins - 1
@@ -127,6 +138,7 @@ class RQSpline(Transformer):
         return torch.log(s * s * (d1 * xi * xi + 2 * s * xi1 + d0 * (1 - xi) ** 2) / (den * den))
 
     def forward(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(x, c)
         B = self.bound
         knots = self._knots(c)
         inside = (x > -B) & (x < B)
@@ -148,6 +160,7 @@ class RQSpline(Transformer):
         return torch.where(inside, y, x), torch.where(inside, ld, 0.0)
 
     def inverse(self, y: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(y, c)
         B = self.bound
         knots = self._knots(c)
         inside = (y > -B) & (y < B)
@@ -174,7 +187,7 @@ class RQSpline(Transformer):
 
 # Transformers without a closed-form inverse: inverted by bisection (flowlab.numerics), with
 # gradients by implicit differentiation.
-from .numerics import bisection, gauss_legendre, implicit_inverse  # noqa: E402
+from .numerics import MAX_NODES, bisection, gauss_legendre, implicit_inverse  # noqa: E402
 
 
 class MonotonicNN(Transformer):
@@ -225,11 +238,9 @@ class MonotonicNN(Transformer):
 
     def __init__(self, hidden: int = 8, scale_bound: float = 3.0, min_derivative: float = 1e-2):
         super().__init__()
-        self.hidden = check_positive_int("hidden", hidden)
+        self.hidden = check_positive_int("hidden", hidden, hint="(the number of sigmoid units)")
         self.scale_bound = check_positive_float("scale_bound", scale_bound)
-        if not 0 < min_derivative < 1:
-            raise ValueError(f"min_derivative must be in (0, 1), got {min_derivative}.")
-        self.min_derivative = float(min_derivative)
+        self.min_derivative = check_fraction("min_derivative", min_derivative)
         self.params = 3 * self.hidden
 
     def _units(self, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -250,9 +261,11 @@ class MonotonicNN(Transformer):
         return y, log_dy
 
     def forward(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(x, c)
         return self._map(x, *self._units(c))
 
     def inverse(self, y: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(y, c)
         log_a, b, log_w = self._units(c)
         eps = self.min_derivative
 
@@ -303,7 +316,9 @@ class Integral(Transformer):
     log-derivative returned is :math:`\log g_c(x)`, the derivative of the *exact* integral; the
     autograd derivative of the quadrature differs from it by the quadrature error, which falls
     geometrically with ``nodes``: with the default 64 it is below :math:`10^{-8}` (relative) for
-    :math:`|x| \le 10^4` and any parameter value (the tests check :math:`10^{-7}`).
+    :math:`|x| \le 10^4` and any parameter value (the tests check :math:`10^{-7}`). More than
+    :data:`flowlab.numerics.MAX_NODES` (1024) nodes are refused: they cannot help, and the rule
+    costs :math:`O(n^3)` to compute.
 
     ``forward`` is explicit (one quadrature). ``inverse`` brackets the root with the bounds
     above, runs :func:`flowlab.numerics.bisection` (one quadrature per step) and gets its
@@ -321,8 +336,10 @@ class Integral(Transformer):
 
     def __init__(self, hidden: int = 8, nodes: int = 64, scale_bound: float = 3.0):
         super().__init__()
-        self.hidden = check_positive_int("hidden", hidden)
-        self.nodes = check_positive_int("nodes", nodes)
+        self.hidden = check_positive_int("hidden", hidden, hint="(the number of tanh units of the integrand)")
+        self.nodes = check_positive_int(
+            "nodes", nodes, maximum=MAX_NODES, hint="(64 already give a relative error below 1e-8)"
+        )
         self.scale_bound = check_positive_float("scale_bound", scale_bound)
         self.params = 1 + 3 * self.hidden
 
@@ -344,10 +361,12 @@ class Integral(Transformer):
         return beta + gauss_legendre(lambda u: h(u).exp() * torch.cosh(u), 0.0, torch.asinh(x), self.nodes)
 
     def forward(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(x, c)
         beta, h = self._integrand(c)
         return self._map(x, beta, h), h(torch.asinh(x))
 
     def inverse(self, y: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(y, c)
         beta, h = self._integrand(c)
         S = self.scale_bound + 0.1  # a little slack for rounding
         with torch.no_grad():

@@ -287,3 +287,36 @@ def test_check_linear_log_density_accepts_the_answer(capsys):
 def test_check_linear_log_density_names_the_mistake(answer, feedback, capsys):
     assert ex.check_linear_log_density(answer) is False
     assert feedback in capsys.readouterr().out
+
+
+_LOGNORMAL = torch.distributions.LogNormal(torch.tensor(0.0, dtype=f64), torch.tensor(1.0, dtype=f64))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda x: torch.distributions.LogNormal(0.0, 1.0).log_prob(x),
+        lambda x: _LOGNORMAL.log_prob(x),  # a library object made outside the function
+    ],
+)
+def test_check_log_density_refuses_the_library_density(answer, capsys):
+    assert float((answer(torch.tensor([2.0], dtype=f64)) - _lognormal_right(torch.tensor([2.0], dtype=f64))).abs()) < 1e-6
+    assert ex.check_log_density(answer) is False
+    assert "library density" in capsys.readouterr().out
+
+
+def test_check_linear_log_density_refuses_the_gaussian_formula(capsys):
+    answer = lambda x: torch.distributions.MultivariateNormal(ex.b, ex.A @ ex.A.T).log_prob(x)  # noqa: E731
+    assert ex.check_linear_log_density(answer) is False
+    assert "library density" in capsys.readouterr().out
+
+
+def test_check_linear_log_density_names_the_chapter_matrix(capsys):
+    A = torch.tensor([[1.2, 0.0], [0.7, 0.6]], dtype=f64)  # the chapter's own linear map
+    b = torch.tensor([0.5, -0.5], dtype=f64)
+
+    def answer(x):
+        return _linear_base(torch.linalg.solve(A, (x - b).T).T) - torch.linalg.slogdet(A).logabsdet
+
+    assert ex.check_linear_log_density(answer) is False
+    assert "exercise's A and b" in capsys.readouterr().out

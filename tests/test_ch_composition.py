@@ -187,6 +187,19 @@ def _not_accumulated(layer_list, z):
     return z, l
 
 
+def test_check_compose_inverse_refuses_compose(capsys):
+    assert ex.check_compose_inverse(lambda ls, z: fl.Compose(*ls).inverse(z)) is False
+    assert "forbids" in capsys.readouterr().out
+
+
+def _forward_maps(layer_list, z):
+    ladj = z.new_zeros(len(z))
+    for t in layer_list:
+        z, l = t(z)
+        ladj = ladj + l
+    return z, ladj
+
+
 def _all_at_z(layer_list, z):
     x, _ = _inverse_right(layer_list, z)
     return x, sum(t.inverse(z)[1] for t in layer_list)
@@ -196,7 +209,7 @@ def _all_at_z(layer_list, z):
     "answer, feedback",
     [
         (_wrong_order, "wrong order"),
-        (lambda ls, z: fl.Compose(*ls)(z), "forward maps"),
+        (_forward_maps, "forward maps"),
         (_not_accumulated, "only the last log-det"),
         (lambda ls, z: (_inverse_right(ls, z)[0], -_inverse_right(ls, z)[1]), "wrong sign"),
         (lambda ls, z: (_inverse_right(ls, z)[0], z.new_zeros(len(z))), "ladj is zero"),
@@ -227,19 +240,43 @@ def test_check_log_prob_accepts_the_answer(capsys):
     assert "Correct" in capsys.readouterr().out
 
 
+def _walk(layer_list, x):
+    total = x.new_zeros(len(x))
+    for t in layer_list:
+        x, l = t(x)
+        total = total + l
+    return x, total
+
+
 def _ladj_at_x(layer_list, x):
-    return _base(fl.Compose(*layer_list)(x)[0]) + sum(t(x)[1] for t in layer_list)
+    return _base(_walk(layer_list, x)[0]) + sum(t(x)[1] for t in layer_list)
+
+
+def _reversed_order(layer_list, x):
+    z, total = _walk(list(reversed(layer_list)), x)
+    return _base(z) + total
+
+
+def _with_inverses(layer_list, x):
+    total = x.new_zeros(len(x))
+    for t in reversed(layer_list):
+        x, l = t.inverse(x)
+        total = total + l
+    return _base(x) + total
 
 
 @pytest.mark.parametrize(
     "answer, feedback",
     [
-        (lambda ls, x: _base(fl.Compose(*ls)(x)[0]), "forgot the log-dets"),
-        (lambda ls, x: 2 * _base(fl.Compose(*ls)(x)[0]) - _log_prob_right(ls, x), "wrong sign"),
+        (lambda ls, x: _base(_walk(ls, x)[0]), "forgot the log-dets"),
+        (lambda ls, x: 2 * _base(_walk(ls, x)[0]) - _log_prob_right(ls, x), "wrong sign"),
         (_ladj_at_x, "evaluated at the data point"),
-        (lambda ls, x: _base(x) + fl.Compose(*ls)(x)[1], "base density is evaluated at x"),
+        (lambda ls, x: _base(x) + _walk(ls, x)[1], "base density is evaluated at x"),
         (lambda ls, x: _log_prob_right(ls, x).exp(), "return its logarithm"),
         (lambda ls, x: _log_prob_right(ls, x)[:, None], "extra dimension"),
+        (_reversed_order, "reverse order"),
+        (_with_inverses, "you used the layers' .inverse"),
+        (lambda ls, x: fl.Flow(fl.Compose(*ls), fl.StandardNormal(2).double()).log_prob(x), "forbids"),
     ],
 )
 def test_check_log_prob_names_the_mistake(answer, feedback, capsys):

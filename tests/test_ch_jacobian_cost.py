@@ -7,6 +7,8 @@ machine to assert on. What is tested is every identity the chapter relies on.
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -133,29 +135,45 @@ def test_overhead_flattens_the_measured_slope():
 def test_check_triangular_logdet(capsys):
     L = ex.lower_triangular(6)
     assert (L.diagonal() < 0).any()
-    assert ex.check_triangular_logdet(L, L.diagonal().abs().log().sum())
-    assert ex.check_triangular_logdet(L, float(torch.linalg.slogdet(L).logabsdet))
-    assert not ex.check_triangular_logdet(L, L.diagonal().sum())
+    assert ex.check_triangular_logdet(lambda L: L.diagonal().abs().log().sum())
+    assert ex.check_triangular_logdet(lambda L: float(sum(math.log(abs(v)) for v in L.diagonal().tolist())))
+    assert "Correct" in capsys.readouterr().out
+    # the forbidden shortcuts are refused, though they give the right number
+    for shortcut in (lambda L: torch.linalg.slogdet(L).logabsdet, lambda L: torch.det(L).abs().log(),
+                     lambda L: L.slogdet()[1]):
+        assert not ex.check_triangular_logdet(shortcut)
+        assert "forbids" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(lambda L: L.diagonal().sum())
     assert "trace" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(L, L.diagonal().prod())
+    assert not ex.check_triangular_logdet(lambda L: L.diagonal().prod())
     assert "det L itself" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(L, L.diagonal().log().sum())  # NaN: log of negatives
+    # no abs: right by accident on the matrix with two negative entries, NaN on the one with one
+    assert not ex.check_triangular_logdet(lambda L: L.diagonal().prod().log())
     assert "negative" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(L, None)
-    assert "No answer yet" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(L, torch.zeros(3))
+    assert not ex.check_triangular_logdet(lambda L: L.diagonal().log().sum())
+    assert "negative" in capsys.readouterr().out
+    # the log of the product overflows on the large matrix
+    assert not ex.check_triangular_logdet(lambda L: L.diagonal().prod().abs().log())
+    assert "overflows" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(lambda L: None)
+    assert "Not answered yet" in capsys.readouterr().out
+    assert not ex.check_triangular_logdet(lambda L: torch.zeros(3))
     assert "single number" in capsys.readouterr().out
 
 
 def test_check_low_rank_logdet(capsys):
-    U, V = ex.low_rank_factors(500, 2)
-    right = torch.linalg.slogdet(torch.eye(2, dtype=U.dtype) + V.T @ U).logabsdet
-    assert ex.check_low_rank_logdet(U, V, right)
-    assert not ex.check_low_rank_logdet(U, V, torch.linalg.slogdet(V.T @ U).logabsdet)
+    def right(U, V):
+        return torch.linalg.slogdet(torch.eye(U.shape[1], dtype=U.dtype) + V.T @ U).logabsdet
+
+    assert ex.check_low_rank_logdet(right)
+    assert "Correct" in capsys.readouterr().out
+    assert not ex.check_low_rank_logdet(lambda U, V: torch.linalg.slogdet(torch.eye(len(U), dtype=U.dtype) + U @ V.T)[1])
+    assert "forbids" in capsys.readouterr().out
+    assert not ex.check_low_rank_logdet(lambda U, V: torch.linalg.slogdet(V.T @ U).logabsdet)
     assert "identity is missing" in capsys.readouterr().out
-    assert not ex.check_low_rank_logdet(U, V, torch.trace(V.T @ U))
+    assert not ex.check_low_rank_logdet(lambda U, V: torch.trace(V.T @ U))
     assert "first term" in capsys.readouterr().out
-    assert not ex.check_low_rank_logdet(U, V, None)
+    assert not ex.check_low_rank_logdet(lambda U, V: None)
 
 
 def test_check_cubic_extrapolation(capsys):
@@ -183,5 +201,7 @@ def test_check_slope(capsys):
     assert "linear axes" in capsys.readouterr().out
     assert not ex.check_slope(d, t, np.polyfit(np.log(t[keep]), np.log(d[keep]), 1)[0], d_min=64)
     assert "swapped" in capsys.readouterr().out
+    assert ex.check_slope(d, t, round(right, 2), d_min=64)  # as the chapter's table prints it
+    assert not ex.check_slope(d, t, right + 0.02, d_min=64)
     assert not ex.check_slope(d, t, None)
     assert not ex.check_slope(d, t[:3], 1.0)

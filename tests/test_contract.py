@@ -170,22 +170,39 @@ def test_narrow_hidden_layers_keep_or_refuse_the_autoregressive_pattern(device):
 
 @pytest.mark.parametrize("parts", [2, 3, D])
 @pytest.mark.parametrize("transformer", [fl.Affine, fl.RQSpline])
-def test_inverse_needs_all_passes(parts, transformer, device):
+def test_inverse_takes_parts_minus_one_network_passes(parts, transformer, device):
+    """Part 0's parameters are constants: inverting K parts takes K - 1 network passes (a
+    coupling layer one), counted on the network itself, and one pass fewer is not exact."""
     t = make(ar(parts, transformer), device)
-    assert t.passes == parts
+    assert t.passes == parts - 1
     x = inputs(device)
-    with torch.no_grad():
-        z, ladj = t(x)
-        exact, ladj_exact = t.inverse(z, passes=parts)
-        short, _ = t.inverse(z, passes=parts - 1)
-        default, _ = t.inverse(z)
-    assert torch.allclose(exact, x, atol=1e-9, rtol=1e-9)
-    assert torch.allclose(ladj_exact, -ladj, atol=1e-9, rtol=1e-9)
-    assert torch.equal(default, exact)
-    # the last part is still wrong after parts - 1 sweeps; the earlier parts are already exact
+    calls = []
+    hook = t.conditioner.net.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with torch.no_grad():
+            z, ladj = t(x)
+            assert len(calls) == 1  # the density direction: one network pass
+            calls.clear()
+            default, ladj_default = t.inverse(z)
+            assert len(calls) == parts - 1  # the inverse: K - 1 network passes
+            short, _ = t.inverse(z, passes=parts - 2)
+    finally:
+        hook.remove()
+    assert torch.allclose(default, x, atol=1e-9, rtol=1e-9)
+    assert torch.allclose(ladj_default, -ladj, atol=1e-9, rtol=1e-9)
+    # one pass fewer: the last part is still wrong; the earlier parts are already exact
     last = t.conditioner.part.to(device) == parts - 1
     assert (short - x)[:, last].abs().max() > 1e-5  # a thousand times the error of an exact inverse
     assert torch.allclose(short[:, ~last], x[:, ~last], atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("parts", [1, 2, D])
+def test_initial_gives_part_zero_exactly_without_the_network(parts, device):
+    c = make(lambda: fl.MaskedConditioner(D, parts=parts, hidden=(8,), outputs=3), device)
+    first = c.part.to(device) == 0
+    x = inputs(device)
+    assert torch.equal(c.initial(x)[:, first], c(x)[:, first])
+    assert c.initial(x).shape == (len(x), D, 3)
 
 
 def test_standard_normal_log_prob(device):

@@ -90,7 +90,7 @@ def test_first_part_gets_learned_constants(cond):
 @pytest.mark.parametrize("trans", list(TRANSFORMERS))
 def test_inverse_takes_exactly_passes_sweeps(cond, trans, device):
     t = layer(cond, trans, seed=2).to(device)
-    passes = {"K2": 2, "KD": D, "RNN": D}[cond]
+    passes = {"K2": 1, "KD": D - 1, "RNN": D - 1}[cond]  # part 0 from the constants, no pass
     assert t.passes == passes
     x = inputs().to(device)
     with torch.no_grad():
@@ -133,10 +133,10 @@ def test_recipes(name, factory):
 def test_recipe_settings():
     ar = fl.autoregressive
     assert isinstance(ar.IAF(2), fl.Inverse)
-    assert all(layer.passes == 2 for layer in ar.RealNVP(4, layers=3) if isinstance(layer, fl.Autoregressive))
-    assert ar.NeuralSplineFlow(4, layers=1).passes == 2
-    assert ar.NeuralSplineFlow(4, layers=1, parts=None).passes == 4
-    assert ar.RNNFlow(3, layers=1).passes == 3
+    assert all(layer.passes == 1 for layer in ar.RealNVP(4, layers=3) if isinstance(layer, fl.Autoregressive))
+    assert ar.NeuralSplineFlow(4, layers=1).passes == 1  # coupling: one network pass each way
+    assert ar.NeuralSplineFlow(4, layers=1, parts=None).passes == 3
+    assert ar.RNNFlow(3, layers=1).passes == 2
     assert len(ar.MonotonicFlow(2, layers=3)) == 5  # three layers and two reversals
     with pytest.raises(ValueError, match="Transformer"):
         ar.RNNFlow(3, transformer="spline")

@@ -36,3 +36,36 @@ def number(name: str, value) -> float | None:
 def close(a: float, b: float, tol: float) -> bool:
     """``a`` equals ``b`` up to a relative tolerance (absolute below 1)."""
     return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def shortcuts(fn, names=(), types=()) -> list[str]:
+    """The forbidden shortcuts that the function ``fn`` refers to: any of ``names`` among the
+    names its code (and the code of functions defined inside it) uses, and any global or
+    closure variable it uses that is an instance of one of ``types``. A static look at the
+    code, so it also catches a shortcut on a branch that did not run.
+
+    Example:
+        >>> import torch
+        >>> shortcuts(lambda x: torch.distributions.LogNormal(0.0, 1.0).log_prob(x), names=("LogNormal",))
+        ['LogNormal']
+        >>> shortcuts(lambda x: -torch.log(x), names=("LogNormal",))
+        []
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    used, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        used.update(c.co_names)
+        used.update(c.co_freevars)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    found = [n for n in names if n in used]
+    values = dict(getattr(fn, "__globals__", {}))
+    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            pass
+    found += [name for name in sorted(used) if types and isinstance(values.get(name), tuple(types))]
+    return found

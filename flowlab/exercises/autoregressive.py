@@ -4,19 +4,19 @@ Each checker compares the student's answer with one computed here independently,
 it found and returns ``True`` when the answer is right. It never raises: a missing answer, a
 function that raises or returns the wrong shape gets a message that says what to change. When
 an answer is wrong, it is compared with the typical mistakes (too few passes, the conditioner
-fed with ``z`` instead of ``x``, a mask that lets a part see itself, the passes of the two
-directions swapped...) and the message names the one it matches.
+fed with ``z`` instead of ``x``, a pass spent on part 0's constants, a mask that lets a part see
+itself, the passes of the two directions swapped...) and the message names the one it matches.
 
 :func:`layer` builds the autoregressive layers that :func:`check_invert` hands to the
 student's function, so an exercise cell can try its function on the same layers.
 
 Example:
     >>> from flowlab.exercises import autoregressive as ex
-    >>> ex.check_passes(density=4, sampling=20, iaf_density=20, iaf_sampling=4)
-    Correct: a MAF evaluates densities in 1 pass per layer (4) and samples in K per layer (20); the IAF is the other way round.
+    >>> ex.check_passes(density=4, sampling=16, iaf_density=16, iaf_sampling=4)
+    Correct: a MAF evaluates densities in 1 pass per layer (4) and samples in K - 1 per layer (16); the IAF is the other way round.
     True
-    >>> ex.check_passes(density=4, sampling=40, iaf_density=20, iaf_sampling=4)
-    Not yet: sampling = 40 counts D = 10 passes per layer; a masked conditioner with K = 5 parts needs K passes per layer, not D.
+    >>> ex.check_passes(density=4, sampling=20, iaf_density=16, iaf_sampling=4)
+    Not yet: sampling = 20 counts K = 5 passes per layer, but part 0's parameters are constants: they need no pass, so K - 1 per layer.
     False
 """
 
@@ -45,7 +45,7 @@ def layer(kind: str = "masked", features: int = 6, parts: int = 3, seed: int = 0
 
     Example:
         >>> layer().passes, layer("rnn").passes
-        (3, 6)
+        (2, 5)
     """
     if kind not in ("masked", "rnn"):
         raise ValueError(f"kind must be 'masked' or 'rnn', got {kind!r}.")
@@ -67,11 +67,16 @@ def _close(a: Tensor, b: Tensor, tol: float = 1e-7) -> bool:
     return a.shape == b.shape and bool(((a - b).abs() <= tol * (1 + b.abs())).all())
 
 
-def _sweeps(t: Autoregressive, z: Tensor, passes: int, feed_z: bool = False) -> Tensor:
-    x = z.new_zeros(z.shape)
+def _sweeps(t: Autoregressive, z: Tensor, passes: int, feed_z: bool = False, start: str = "initial") -> Tensor:
+    """``passes`` network passes after the constants (``start="initial"``) or from ``x = 0``."""
+    if start == "initial":
+        x, _ = t.transformer.inverse(z, t.conditioner.initial(z))
+    else:
+        x = z.new_zeros(z.shape)
     for _ in range(passes):
         x, _ = t.transformer.inverse(z, t.conditioner(z if feed_z else x))
     return x
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,17 +87,29 @@ def _sweeps(t: Autoregressive, z: Tensor, passes: int, feed_z: bool = False) -> 
 @torch.no_grad()
 def check_invert(invert: Callable[[Autoregressive, Tensor], Tensor], n: int = 100, seed: int = 0) -> bool:
     r"""Check ``invert(layer, z) -> x``: the inverse of an autoregressive layer (latent to data)
-    written with ``layer.conditioner``, ``layer.transformer.inverse`` and ``layer.passes`` only.
+    written with ``layer.conditioner``, ``layer.transformer.inverse`` and ``layer.passes`` only
+    (``layer.inverse`` is the shortcut the exercise forbids: the checker's layers refuse it).
 
-    It is tried on a masked layer with :math:`D = 6`, :math:`K = 3` and on a recurrent one
-    (:math:`D` passes); ``x`` must satisfy ``layer(x)[0] == z``.
+    It is tried on a masked layer with :math:`D = 6`, :math:`K = 3` (2 network passes after the
+    constants of part 0) and on a recurrent one (:math:`D - 1` passes); ``x`` must satisfy
+    ``layer(x)[0] == z``.
     """
     for kind in ("masked", "rnn"):
         t = layer(kind, seed=seed)
         g = torch.Generator().manual_seed(seed + 3)
         x_true = torch.randn(n, t.features, generator=g, dtype=torch.float64)
         z, _ = t(x_true)
-        ok, out = _call(invert, t, z.clone(), name="invert")
+        used = []
+        reference = t.inverse
+        t.inverse = lambda *a, **k: (used.append(1), reference(*a, **k))[1]  # records the forbidden shortcut
+        try:
+            ok, out = _call(invert, t, z.clone(), name="invert")
+        finally:
+            del t.inverse
+        if used:
+            print("Not yet: you called layer.inverse, which the exercise forbids. Write the passes yourself with "
+                  "layer.conditioner.initial, layer.conditioner and layer.transformer.inverse.")
+            return False
         if not ok:
             return False
         if isinstance(out, (tuple, list)):
@@ -121,17 +138,21 @@ def check_invert(invert: Callable[[Autoregressive, Tensor], Tensor], n: int = 10
         elif _close(x, _sweeps(t, z, 1, feed_z=True)):
             print("Not yet: the conditioner was fed z. Its parameters c_i depend on the data coordinates "
                   "x_<i, which are not known yet: start from x = 0 and feed it the current x.")
-        elif any(_close(x, _sweeps(t, z, p)) for p in range(1, t.passes)):
-            p = next(p for p in range(1, t.passes) if _close(x, _sweeps(t, z, p)))
-            what = "one pass: only the first part is" if p == 1 else f"{p} passes: only the first {p} parts are"
-            print(f"Not yet: on {label} your result equals {what} exact. Loop layer.passes times, "
-                  "recomputing the parameters from the current x each time.")
+        elif any(_close(x, _sweeps(t, z, p, start="zeros")) for p in range(1, t.passes + 1)):
+            p = next(p for p in range(1, t.passes + 1) if _close(x, _sweeps(t, z, p, start="zeros")))
+            print(f"Not yet: on {label} your result equals {p} pass(es) from x = 0: only the first {p} part(s) "
+                  "are exact. The first pass from x = 0 only recovers part 0, whose parameters are constants: "
+                  "take them from layer.conditioner.initial(z) (no network pass), then make layer.passes passes.")
+        elif any(_close(x, _sweeps(t, z, p)) for p in range(0, t.passes)):
+            p = next(p for p in range(0, t.passes) if _close(x, _sweeps(t, z, p)))
+            print(f"Not yet: on {label} your result equals the constants and {p} pass(es): only the first {p + 1} "
+                  "part(s) are exact. Loop layer.passes times, recomputing the parameters from the current x.")
         else:
             err = float((x - x_true).abs().max())
             print(f"Not yet: on {label} the result is off by up to {err:.3g}: check that layer(x)[0] gives z back.")
         return False
-    print(f"Correct: layer(x)[0] == z for a masked layer (K = 3, 3 passes) and a recurrent one (D = 6 passes), "
-          f"at {n} points each.")
+    print(f"Correct: layer(x)[0] == z for a masked layer (K = 3: the constants, then 2 passes) and a recurrent "
+          f"one (D = 6: the constants, then 5 passes), at {n} points each.")
     return True
 
 
@@ -205,37 +226,42 @@ def _count(name: str, value) -> int | None:
 
 def check_passes(density, sampling, iaf_density, iaf_sampling, layers: int = 4, features: int = 10,
                  parts: int = 5) -> bool:
-    r"""Check the number of conditioner passes of a flow of ``layers`` masked autoregressive
-    layers with ``features`` = D and ``parts`` = K (a MAF), to evaluate the density of a batch
-    and to draw a batch of samples; then the same for its inverse, an IAF.
+    r"""Check the number of conditioner (network) passes of a flow of ``layers`` masked
+    autoregressive layers with ``features`` = D and ``parts`` = K (a MAF), to evaluate the
+    density of a batch and to draw a batch of samples; then the same for its inverse, an IAF.
+    Part 0's parameters are constants, so the iterative direction takes K - 1 passes per layer.
     """
     names = ("density", "sampling", "iaf_density", "iaf_sampling")
     values = [_count(n, v) for n, v in zip(names, (density, sampling, iaf_density, iaf_sampling))]
     if any(v is None for v in values):
         return False
     L, D, K = layers, features, parts
-    truth = dict(density=L, sampling=L * K, iaf_density=L * K, iaf_sampling=L)
+    slow = L * (K - 1)
+    truth = dict(density=L, sampling=slow, iaf_density=slow, iaf_sampling=L)
     right = True
     for name, got in zip(names, values):
         want = truth[name]
         if got == want:
             continue
         right = False
-        if got == L * D:
-            print(f"Not yet: {name} = {got} counts D = {D} passes per layer; a masked conditioner with "
-                  f"K = {K} parts needs K passes per layer, not D.")
-        elif want == L * K and got == K:
+        if got in (L * D, L * (D - 1)):
+            print(f"Not yet: {name} = {got} counts D = {D} coordinates per layer; a masked conditioner with "
+                  f"K = {K} parts recovers a whole part per pass: K - 1 passes per layer, not D.")
+        elif want == slow and got == L * K:
+            print(f"Not yet: {name} = {got} counts K = {K} passes per layer, but part 0's parameters are "
+                  "constants: they need no pass, so K - 1 per layer.")
+        elif want == slow and got in (K, K - 1):
             print(f"Not yet: {name} = {got} is the count for one layer; there are {L} layers.")
         elif want == L and got == 1:
             print(f"Not yet: {name} = {got} is the count for one layer; there are {L} layers.")
-        elif got == L * K + L or got == L * (K - 1):
-            print(f"Not yet: {name} = {got}: each layer needs exactly K = {K} passes in the iterative direction.")
-        elif (want == L and got == L * K) or (want == L * K and got == L):
+        elif got == slow + L:
+            print(f"Not yet: {name} = {got}: the iterative direction needs K - 1 = {K - 1} passes per layer.")
+        elif (want == L and got == slow) or (want == slow and got == L):
             print(f"Not yet: {name} = {got} is the count of the other direction. Data to latent is explicit "
                   "for a MAF (one pass per layer); the IAF is a MAF used backwards.")
         else:
             print(f"Not yet: {name} = {got} is not right.")
     if right:
-        print(f"Correct: a MAF evaluates densities in 1 pass per layer ({L}) and samples in K per layer "
-              f"({L * K}); the IAF is the other way round.")
+        print(f"Correct: a MAF evaluates densities in 1 pass per layer ({L}) and samples in K - 1 per layer "
+              f"({slow}); the IAF is the other way round.")
     return right

@@ -27,9 +27,27 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ._feedback import shortcuts as _shortcuts
+
 __all__ = ["A", "b", "check_banana", "check_linear_log_density", "check_log_density"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+# library densities that would answer the exercises without the change of variables formula
+_LIBRARY_NAMES = ("LogNormal", "MultivariateNormal", "TransformedDistribution", "log_normal")
+_LIBRARY_TYPES = (torch.distributions.LogNormal, torch.distributions.MultivariateNormal,
+                  torch.distributions.TransformedDistribution)
+
+
+def _refuse_library(fn) -> bool:
+    """Print a message and return True when ``fn`` uses a library density the exercise forbids."""
+    found = _shortcuts(fn, _LIBRARY_NAMES, _LIBRARY_TYPES)
+    if found:
+        print(f"Not yet: your function uses {found[0]}, a library density that gives the answer without the "
+              "change of variables formula, which the exercise asks you to write. Use the base density "
+              "(Normal or the formula) at z, plus the log-derivative.")
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,6 +139,8 @@ def check_log_density(log_density: Callable[[Tensor], Tensor], n: int = 500, see
     holding :math:`\log p_X(x) = \log p_Z(\log x) - \log x`.
     """
     x = torch.exp(1.5 * torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    if _refuse_library(log_density):
+        return False
     ok, out = _call(log_density, x.clone(), name="log_density")
     if not ok:
         return False
@@ -232,6 +252,10 @@ A = torch.tensor([[1.5, 0.0], [1.0, 0.5]], dtype=torch.float64)
 b = torch.tensor([1.0, -1.0], dtype=torch.float64)
 """The shift of exercise 3."""
 
+# the linear map that the chapter's text uses (a trap when left in the namespace)
+_OTHER_MATRICES = [(torch.tensor([[1.2, 0.0], [0.7, 0.6]], dtype=torch.float64),
+                    torch.tensor([0.5, -0.5], dtype=torch.float64))]
+
 
 def check_linear_log_density(log_density: Callable[[Tensor], Tensor], n: int = 500, seed: int = 0) -> bool:
     r"""Check ``log_density(x)`` for :math:`X = A Z + b`, :math:`Z \sim \mathcal N(0, I_2)`, with
@@ -241,6 +265,8 @@ def check_linear_log_density(log_density: Callable[[Tensor], Tensor], n: int = 5
     log-density of :math:`\mathcal N(b, A A^\top)`.
     """
     x = b + 2 * torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if _refuse_library(log_density):
+        return False
     ok, out = _call(log_density, x.clone(), name="log_density")
     if not ok:
         return False
@@ -268,6 +294,11 @@ def check_linear_log_density(log_density: Callable[[Tensor], Tensor], n: int = 5
                                                         "rows, z = (x - b) @ A^{-1}.T."),
         (truth.exp(), "this is the density p_X(x) itself; return its logarithm."),
     ]
+    for A_other, b_other in _OTHER_MATRICES:  # a matrix and shift of the chapter, not of the exercise
+        z_other = torch.linalg.solve(A_other, (x - b_other).T).T
+        mistakes.append((_std_normal_log_prob(z_other) - float(torch.linalg.slogdet(A_other).logabsdet),
+                         "this is the density for another matrix and shift: use the exercise's A and b "
+                         "(fl.exercises.change_of_variables.A and .b, A_ex and b_ex in the chapter)."))
     if _diagnose(got, truth, mistakes, "the log-density"):
         print(f"Correct: it matches the Gaussian N(b, A A^T) at {n} random points.")
         return True

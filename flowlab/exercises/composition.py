@@ -32,7 +32,20 @@ from torch import Tensor
 from ..autoregressive import MAF
 from ..core import Compose, Transform
 from ..linear import Reverse
+from ..core import Flow
+from ._feedback import shortcuts as _shortcuts
 from .change_of_variables import _as_values, _call, _close, _diagnose, _std_normal_log_prob
+
+
+def _refuse_compose(fn) -> bool:
+    """Print a message and return True when ``fn`` uses ``Compose`` or ``Flow``, which the
+    exercises of this chapter ask the student to replace by a loop of their own."""
+    found = _shortcuts(fn, ("Compose", "Flow"), (Compose, Flow))
+    if found:
+        print(f"Not yet: your function uses {found[0]}, which the exercise forbids: it would do the work for you. "
+              "Loop over the layers yourself.")
+        return True
+    return False
 
 __all__ = ["check_affine_composition", "check_compose_inverse", "check_log_prob", "layers"]
 
@@ -91,6 +104,8 @@ def check_compose_inverse(inverse: Callable[[list, Tensor], tuple[Tensor, Tensor
     """
     ls = layers(seed)
     z = _points(n, seed + 7)
+    if _refuse_compose(inverse):
+        return False
     ok, out = _call(inverse, list(ls), z.clone(), name="inverse")
     if not ok:
         return False
@@ -156,6 +171,8 @@ def check_log_prob(log_prob: Callable[[list, Tensor], Tensor], n: int = 200, see
     """
     ls = layers(seed)
     x = _points(n, seed + 11)
+    if _refuse_compose(log_prob):
+        return False
     ok, out = _call(log_prob, list(ls), x.clone(), name="log_prob")
     if not ok:
         return False
@@ -170,7 +187,21 @@ def check_log_prob(log_prob: Callable[[list, Tensor], Tensor], n: int = 200, see
         y, l = t(y)
         per_layer.append(l)
     at_x = sum(t(x)[1] for t in ls)
+    y_rev, ladj_rev = x, torch.zeros(n, dtype=x.dtype)
+    for t in reversed(ls):
+        y_rev, l = t(y_rev)
+        ladj_rev = ladj_rev + l
+    y_inv, ladj_inv = x, torch.zeros(n, dtype=x.dtype)
+    for t in reversed(ls):
+        y_inv, l = t.inverse(y_inv)
+        ladj_inv = ladj_inv + l
     mistakes = [
+        (_std_normal_log_prob(y_rev) + ladj_rev, "the layers are applied in reverse order. From data to latent, "
+                                                 "layers[0] acts first: loop over layers, not reversed(layers)."),
+        (_std_normal_log_prob(y_inv) + ladj_inv, "you used the layers' .inverse (latent to data). The density "
+                                                 "direction is the layers' forward map: x, l = t(x)."),
+        (_std_normal_log_prob(y_inv) - ladj_inv, "you used the layers' .inverse (latent to data), with the sign "
+                                                 "of ladj flipped. The density direction is the forward map: x, l = t(x)."),
         (base, "you forgot the log-dets: add the ladj of every layer to log p_Z(z)."),
         (base - ladj, "the log-dets have the wrong sign: with flowlab's convention (forward is data to "
                       "latent) log p(x) = log p_Z(z) + ladj."),

@@ -22,6 +22,7 @@ from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..core import Transform
+from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
 
@@ -157,7 +158,11 @@ FAMILIES: dict[str, Family] = {
     "monotonic NN, recurrent (GRU)": Family(lambda d, s: RNNFlow(d, s["hidden"], MonotonicNN(), s["layers"])),
     "integral (UMNN), recurrent (GRU)": Family(
         lambda d, s: RNNFlow(d, s["hidden"], Integral(nodes=16), s["layers"])),
+    "residual (i-ResNet)": Family(lambda d, s: ResidualFlow(d, s["layers"], _two(s))),
+    "planar": Family(lambda d, s: PlanarFlow(d, 2 * s["layers"])),
 }
 """Flow families by name. Every transformer of :mod:`flowlab.transformers` appears with a
 masked conditioner (K parts) and with the recurrent one; the integral transformer uses 16
-quadrature nodes to stay interactive."""
+quadrature nodes to stay interactive. The residual families are i-ResNet blocks (exact
+log-determinant in 2-D) and planar flows (twice ``layers`` planar maps: each is a single bent
+hyperplane); Sylvester flows are left out, as they have no density to draw."""

@@ -24,6 +24,12 @@ PARTS = [("K = D (autoregressive)", 0), ("K = 2 (coupling)", 2), ("K = 1 (elemen
 NONE_AS_ZERO = ("batch_size", "parts")
 
 
+def _width(px: int):
+    import ipywidgets as w
+
+    return w.Layout(width=f"{px}px")
+
+
 def _pairs(values) -> list[tuple[str, object]]:
     return [(v, v) if isinstance(v, str) else (f"{v:g}", v) for v in values]
 
@@ -80,20 +86,22 @@ class Trainer(Session):
         style = {"description_width": "initial"}
         targets = target_names() + (["custom data"] if self._custom is not None else [])
         c = {
-            "target": w.Dropdown(options=_pairs(targets), description="target", style=style),
-            "family": w.Dropdown(options=_pairs(list(FAMILIES)), description="flow", style=style),
-            "layers": w.IntSlider(min=1, max=8, description="layers", style=style),
-            "hidden": w.Dropdown(options=_pairs(HIDDEN), description="hidden", style=style),
-            "bins": w.IntSlider(min=1, max=32, description="bins", style=style),
-            "bound": w.FloatSlider(min=1.0, max=8.0, step=0.5, description="bound", style=style),
-            "parts": w.Dropdown(options=PARTS, description="parts", style=style),
+            "target": w.Dropdown(options=_pairs(targets), description="target", style=style, layout=_width(200)),
+            "family": w.Dropdown(options=_pairs(list(FAMILIES)), description="flow", style=style, layout=_width(300)),
+            "layers": w.IntSlider(min=1, max=8, description="layers", style=style, layout=_width(230)),
+            "hidden": w.Dropdown(options=_pairs(HIDDEN), description="hidden", style=style, layout=_width(130)),
+            "bins": w.IntSlider(min=1, max=32, description="bins", style=style, layout=_width(230)),
+            "bound": w.FloatSlider(min=1.0, max=8.0, step=0.5, description="bound", style=style, layout=_width(230)),
+            "parts": w.Dropdown(options=PARTS, description="parts", style=style, layout=_width(250)),
             "seed": w.BoundedIntText(min=0, max=2**31 - 1, description="seed", style=style,
                                      layout=w.Layout(width="130px")),
-            "lr": w.SelectionSlider(options=_pairs(LEARNING_RATES), description="learning rate", style=style),
-            "batch_size": w.Dropdown(options=BATCHES, description="batch", style=style),
+            "lr": w.SelectionSlider(options=_pairs(LEARNING_RATES), description="learning rate", style=style,
+                                    layout=_width(280)),
+            "batch_size": w.Dropdown(options=BATCHES, description="batch", style=style, layout=_width(150)),
             "steps": w.BoundedIntText(min=1, max=1_000_000, step=100, description="steps", style=style,
                                       layout=w.Layout(width="160px")),
-            "device": w.Dropdown(options=_pairs(available_devices()), description="device", style=style),
+            "device": w.Dropdown(options=_pairs(available_devices()), description="device", style=style,
+                                 layout=_width(150)),
         }
         c["batch_size"].add_class("flowlab-batch")
         self._controls = c

@@ -5,7 +5,13 @@ r"""Iterative and reference numerics, each checked against a closed form in the 
   function theorem, without backpropagating through the iterations;
 * :func:`gauss_legendre` integrates elementwise over tensors of bounds;
 * :func:`jacobian` and :func:`jacobian_ladj` compute the Jacobian of a map by autograd and its
-  exact log-determinant: slow (:math:`D` backward passes and :math:`O(D^3)` per sample), and sure.
+  exact log-determinant: slow (:math:`D` backward passes and :math:`O(D^3)` per sample), and sure;
+* :mod:`.cdf`: CDF tables by quadrature, monotone (PCHIP) interpolation, generalised inverses and
+  quantiles, and the Knothe-Rosenblatt map of a 2-D density;
+* :mod:`.fixed_point`: Banach fixed-point iteration with implicit gradients (the inverse of a
+  residual block), raising a ValueError with the residual when it does not converge;
+* :mod:`.logdet`: :math:`\log|\det(I + J_g)|` exactly, by the truncated power series with Hutchinson
+  probes, and by the Russian roulette.
 """
 
 from __future__ import annotations
@@ -18,8 +24,24 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive_float, check_positive_int
+from .cdf import cdf_table, generalized_inverse, knothe_rosenblatt, pchip, quantile
+from .ode import ODESolution, euler, hutchinson_noise, odeint, rk4, trace_exact, trace_hutchinson
+from .fixed_point import FixedPoint, fixed_point
+from .logdet import logdet_exact, logdet_roulette, logdet_series, probes, series_bound
 
 __all__ = ["bisection", "gauss_legendre", "implicit_inverse", "jacobian", "jacobian_ladj", "legendre_nodes"]
+__all__ += ["cdf_table", "generalized_inverse", "knothe_rosenblatt", "pchip", "quantile"]  # numerics.cdf
+__all__ += ["ODESolution", "euler", "hutchinson_noise", "odeint", "rk4", "trace_exact", "trace_hutchinson"]  # numerics.ode
+__all__ += ["FixedPoint", "fixed_point", "logdet_exact", "logdet_roulette", "logdet_series", "probes", "series_bound"]  # numerics.fixed_point, numerics.logdet
+
+
+MAX_EXPAND = 1100
+"""The most doublings :func:`bisection` may try: after about 1080 of them even a float64 bracket is infinite."""
+
+MAX_NODES = 1024
+"""The most Gauss-Legendre nodes :func:`legendre_nodes` computes. Its eigenvalue method costs
+:math:`O(n^3)` (0.1 s for 1024, a minute for 10^4), and for a smooth integrand the error falls
+geometrically in :math:`n`: a few hundred nodes reach float64 precision. Split the interval instead."""
 
 
 def _bounds(name: str, value, like: Tensor) -> Tensor:
@@ -47,7 +69,8 @@ def bisection(
        :math:`l \leftarrow l - w`, and while :math:`f(u) < y` the upper end moves up,
        :math:`u \leftarrow u + w`; the step :math:`w` starts at :math:`\max(u - l, 1)` and
        doubles each time. After ``max_expand`` doublings without a bracket (a bounded
-       :math:`f`, a :math:`y` outside its range) it raises ``ValueError``.
+       :math:`f`, a :math:`y` outside its range), or as soon as an end of the bracket reaches
+       infinity, it raises ``ValueError``. ``max_expand`` is at most :data:`MAX_EXPAND`.
     2. **Bisect.** With :math:`f(l) \le y \le f(u)`, the midpoint :math:`m = (l + u)/2` replaces
        :math:`l` if :math:`f(m) < y` and :math:`u` otherwise, so the root stays inside
        :math:`[l, u]` and the bracket halves each time. An entry stops when
@@ -67,9 +90,12 @@ def bisection(
         True
     """
     if not isinstance(y, Tensor) or not y.is_floating_point():
-        raise ValueError(f"y must be a floating point tensor, got {type(y).__name__}.")
+        got = f"a tensor of dtype {y.dtype}: pass y.float() or y.double()" if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"y must be a floating point tensor, got {got}.")
     max_iter = check_positive_int("max_iter", max_iter)
-    max_expand = check_positive_int("max_expand", max_expand, minimum=0)
+    max_expand = check_positive_int(
+        "max_expand", max_expand, minimum=0, maximum=MAX_EXPAND, hint="(more doublings overflow even a float64 bracket)"
+    )
     tol = 16 * torch.finfo(y.dtype).eps if tol is None else check_positive_float("tol", tol)
     with torch.no_grad():
         y = y.detach()
@@ -88,19 +114,19 @@ def bisection(
             return fx
 
         step = (hi - lo).clamp(min=1.0)
-        for _ in range(max_expand + 1):
+        for doublings in range(max_expand + 1):
             low, high = value(lo) > y, value(hi) < y
             if not (low.any() or high.any()):
                 break
+            if doublings == max_expand or ((low & lo.isinf()) | (high & hi.isinf())).any():
+                bad = int((low | high).sum())
+                raise ValueError(
+                    f"bisection could not bracket the root of f(x) = y for {bad} entries after {doublings} "
+                    "doublings of the bracket: is y outside the range of f, or is f decreasing?"
+                )
             lo = torch.where(low, lo - step, lo)
             hi = torch.where(high, hi + step, hi)
             step = 2 * step
-        else:
-            bad = int((low | high).sum())
-            raise ValueError(
-                f"bisection could not bracket the root of f(x) = y for {bad} entries after {max_expand} "
-                "doublings of the bracket: is y outside the range of f, or is f decreasing?"
-            )
 
         for _ in range(max_iter):
             mid = lo + (hi - lo) / 2
@@ -182,7 +208,8 @@ def legendre_nodes(n: int, dtype: torch.dtype | None = None, device=None) -> tup
         >>> (t * 3**0.5).round(decimals=12).tolist(), w.tolist()  # nodes -1/sqrt(3), 1/sqrt(3)
         ([-1.0, 1.0], [1.0, 1.0])
     """
-    t, w = _leggauss(check_positive_int("n", n))
+    n = check_positive_int("n", n, maximum=MAX_NODES, hint="(more cannot help in float64: split the interval instead)")
+    t, w = _leggauss(n)
     dtype = dtype or torch.get_default_dtype()
     return torch.as_tensor(t, dtype=dtype, device=device), torch.as_tensor(w, dtype=dtype, device=device)
 

@@ -12,16 +12,48 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import check_batch, check_positive_float, check_positive_int
+from .._checks import (
+    check_batch,
+    check_finite_float,
+    check_fraction,
+    check_positive_float,
+    check_positive_int,
+    seeded_generator,
+)
+from .energies import ENERGIES, energy_log_z, u1_log_prob, u2_log_prob, u3_log_prob, u4_log_prob  # noqa: F401
+from .posteriors import (  # noqa: F401 - re-exported
+    LOGISTIC_BOX,
+    funnel,
+    funnel_log_prob,
+    funnel_log_z,
+    funnel_marginal_log_prob,
+    logistic_data,
+    logistic_log_prob,
+    logistic_log_z,
+)
+from .universality import (  # noqa: F401 - re-exported
+    mixture_1d,
+    mixture_1d_cdf,
+    mixture_1d_log_prob,
+    rosenbrock,
+    rosenbrock_kr,
+    rosenbrock_log_prob,
+    three_bumps,
+    three_bumps_kr,
+    three_bumps_log_prob,
+)
 
 
 def _generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g
+    return seeded_generator("seed", seed)  # an integer seed, or None for fresh randomness
+
+
+_LARGEST = 1e6  # scales beyond this overflow float32 samples or their squared distances
+
+
+def _scale(name: str, value) -> float:
+    """A positive, finite length (noise, radius, width, ...) at most 1e6."""
+    return check_positive_float(name, value, maximum=_LARGEST, hint="(the samples are float32)")
 
 
 def _circles_scale(noise: float, factor: float) -> float:
@@ -30,10 +62,8 @@ def _circles_scale(noise: float, factor: float) -> float:
 
 
 def _check_circles(noise, factor) -> tuple[float, float]:
-    noise = check_positive_float("noise", noise)
-    if not 0 < factor < 1:
-        raise ValueError(f"factor (inner radius / outer radius) must be in (0, 1), got {factor}.")
-    return noise, float(factor)
+    noise = _scale("noise", noise)
+    return noise, check_fraction("factor", factor, "inner radius / outer radius")
 
 
 def circles(n: int, noise: float = 0.05, factor: float = 0.5, seed: int | None = None) -> Tensor:
@@ -108,7 +138,7 @@ def moons(n: int, noise: float = 0.05, seed: int | None = None) -> Tensor:
         torch.Size([100, 2])
     """
     n = check_positive_int("n", n)
-    noise = check_positive_float("noise", noise)
+    noise = _scale("noise", noise)
     g = _generator(seed)
     upper = torch.rand(n, generator=g) < 0.5
     t = math.pi * torch.rand(n, generator=g)
@@ -128,8 +158,8 @@ def eight_gaussians(n: int, radius: float = 2.0, std: float = 0.15, seed: int | 
         torch.Size([100, 2])
     """
     n = check_positive_int("n", n)
-    radius = check_positive_float("radius", radius)
-    std = check_positive_float("std", std)
+    radius = _scale("radius", radius)
+    std = _scale("std", std)
     g = _generator(seed)
     angle = 2 * math.pi * torch.randint(8, (n,), generator=g) / 8
     centers = radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
@@ -145,8 +175,8 @@ def eight_gaussians_log_prob(x: Tensor, radius: float = 2.0, std: float = 0.15) 
         torch.Size([1])
     """
     check_batch("x", x, 2)
-    radius = check_positive_float("radius", radius)
-    std = check_positive_float("std", std)
+    radius = _scale("radius", radius)
+    std = _scale("std", std)
     angle = 2 * math.pi * torch.arange(8, dtype=x.dtype, device=x.device) / 8
     centers = radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
     d2 = (x[:, None, :] - centers[None]).pow(2).sum(-1)
@@ -183,14 +213,15 @@ def banana_log_prob(x: Tensor, scale: float = 1.0, width: float = 0.35, curvatur
         torch.Size([1])
     """
     check_batch("x", x, 2)
-    scale, width = check_positive_float("scale", scale), check_positive_float("width", width)
+    scale, width = _scale("scale", scale), _scale("width", width)
+    curvature = check_finite_float("curvature", curvature, bound=_LARGEST)
     x1, x2 = x.unbind(-1)
     return -0.5 * (x1 / scale) ** 2 - 0.5 * ((x2 - curvature * (x1**2 - scale**2)) / width) ** 2
 
 
 def banana_log_z(scale: float = 1.0, width: float = 0.35) -> float:
     r"""The exact :math:`\log Z = \log(2\pi s w)` of :func:`banana_log_prob`."""
-    return math.log(2 * math.pi * check_positive_float("scale", scale) * check_positive_float("width", width))
+    return math.log(2 * math.pi * _scale("scale", scale) * _scale("width", width))
 
 
 def banana(n: int, scale: float = 1.0, width: float = 0.35, curvature: float = 0.5, seed: int | None = None) -> Tensor:
@@ -202,7 +233,8 @@ def banana(n: int, scale: float = 1.0, width: float = 0.35, curvature: float = 0
         torch.Size([100, 2])
     """
     n = check_positive_int("n", n)
-    scale, width = check_positive_float("scale", scale), check_positive_float("width", width)
+    scale, width = _scale("scale", scale), _scale("width", width)
+    curvature = check_finite_float("curvature", curvature, bound=_LARGEST)
     e = torch.randn(n, 2, generator=_generator(seed))
     x1 = scale * e[:, 0]
     return torch.stack([x1, curvature * (x1**2 - scale**2) + width * e[:, 1]], dim=1)
@@ -224,22 +256,20 @@ def ring_log_prob(x: Tensor, radius: float = 2.0, width: float = 0.25) -> Tensor
         tensor([-2., -8.])
     """
     check_batch("x", x, 2)
-    radius, width = check_positive_float("radius", radius), check_positive_float("width", width)
+    radius, width = _scale("radius", radius), _scale("width", width)
     return -0.5 * ((x.norm(dim=-1) - radius) / width) ** 2
 
 
 def ring_log_z(radius: float = 2.0, width: float = 0.25) -> float:
     r"""The exact :math:`\log Z` of :func:`ring_log_prob` (formula in its docstring)."""
-    r, w = check_positive_float("radius", radius), check_positive_float("width", width)
+    r, w = _scale("radius", radius), _scale("width", width)
     phi = 0.5 * (1 + math.erf(r / (w * math.sqrt(2))))
     return math.log(2 * math.pi * (w**2 * math.exp(-(r**2) / (2 * w**2)) + r * w * math.sqrt(2 * math.pi) * phi))
 
 
 def _two_modes_check(separation: float, std: float, weight: float) -> tuple[float, float, float]:
-    separation, std = check_positive_float("separation", separation), check_positive_float("std", std)
-    if not 0 < weight < 1:
-        raise ValueError(f"weight (of the left mode) must be in (0, 1), got {weight}.")
-    return separation, std, float(weight)
+    separation, std = _scale("separation", separation), _scale("std", std)
+    return separation, std, check_fraction("weight", weight, "of the left mode")
 
 
 def two_modes_log_prob(x: Tensor, separation: float = 6.0, std: float = 0.5, weight: float = 0.5) -> Tensor:
@@ -270,7 +300,7 @@ def two_modes_log_prob(x: Tensor, separation: float = 6.0, std: float = 0.5, wei
 
 def two_modes_log_z(std: float = 0.5) -> float:
     r"""The exact :math:`\log Z = \log(4\pi\sigma^2)` of :func:`two_modes_log_prob`."""
-    return math.log(4 * math.pi * check_positive_float("std", std) ** 2)
+    return math.log(4 * math.pi * _scale("std", std) ** 2)
 
 
 def two_modes(n: int, separation: float = 6.0, std: float = 0.5, weight: float = 0.5, seed: int | None = None) -> Tensor:
@@ -294,3 +324,14 @@ DENSITIES = {"banana": banana_log_prob, "ring": ring_log_prob, "two modes": two_
 
 LOG_Z = {"banana": banana_log_z(), "ring": ring_log_z(), "two modes": two_modes_log_z()}
 """The exact log normalizing constant of each entry of :data:`DENSITIES` (default parameters)."""
+
+# posteriors (posteriors.py): the funnel has an exact log Z, the logistic posterior one by quadrature
+DENSITIES.update({"funnel": funnel_log_prob, "logistic posterior": logistic_log_prob})
+LOG_Z.update({"funnel": funnel_log_z(), "logistic posterior": logistic_log_z()})
+
+# residual flows (energies.py): Rezende & Mohamed's U1-U4 (U2-U4 with a wide Gaussian in z1), log Z by quadrature
+DENSITIES.update(ENERGIES)
+LOG_Z.update({name: energy_log_z(name) for name in ENERGIES})
+
+# universality (universality.py): data sets with exact, normalised log-densities
+SAMPLERS.update({"rosenbrock banana": rosenbrock, "three bumps": three_bumps})
