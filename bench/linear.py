@@ -20,7 +20,7 @@ flowlab / fastest peer (below 1: flowlab is faster).
 
 Run from the repository root, with the peers installed (``pip install -r bench/requirements.txt``):
 
-    python bench/linear.py             # about a minute
+    python bench/linear.py             # 4-5 minutes on a shared 2-core machine (zuko's inverse at D = 1024 takes seconds per call)
     python bench/linear.py --quick     # D up to 256, fewer rounds
 """
 
@@ -96,8 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--budget", type=float, default=0.02, help="seconds per timing loop")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--budget", type=float, default=0.01, help="seconds per timing loop")
     parser.add_argument("--quick", action="store_true", help="D up to 256, 3 rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

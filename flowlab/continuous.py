@@ -5,13 +5,16 @@ A time-dependent vector field :math:`g_\theta(t, z)` moves every point along
 :math:`z(1)`. The log-determinant obeys the instantaneous change of variables (Chen et al., 2018),
 
 .. math::
-    \frac{d}{dt} \log\left|\det \frac{\partial z(t)}{\partial x}\right| = \operatorname{tr} \frac{\partial g_\theta}{\partial z}(t, z(t)),
+    \frac{d}{dt} \log\left|\det \frac{\partial z(t)}{\partial x}\right|
+    = \operatorname{tr} \frac{\partial g_\theta}{\partial z}(t, z(t)),
     \qquad\text{so}\qquad
     \frac{d \log p_t(z(t))}{dt} = -\operatorname{tr} \frac{\partial g_\theta}{\partial z},
 
 and is integrated along with the state. Costs per evaluation of the augmented field: one pass of
-the network plus :math:`D` tangent directions for the exact trace, or one for Hutchinson's
-estimate. Both directions cost the same: the inverse integrates the same ODE backwards.
+the network plus :math:`D` tangent directions for the exact trace (or for the Jacobian of the
+discrete map, plus one :math:`O(D^3)` log-determinant at the end), or one direction for
+Hutchinson's estimate. Both directions cost the same: the inverse integrates the same ODE
+backwards; neither is explicit.
 """
 
 from __future__ import annotations
@@ -44,10 +47,10 @@ class CNFSolution(NamedTuple):
 
 
 class _Augmented(nn.Module):
-    """The field on the augmented state ``[z, ladj or V, (kinetic)]``, with the probe fixed for one solve.
+    r"""The field on the augmented state ``[z, ladj or V, (kinetic)]``, with the probe fixed for one solve.
 
-    For ``trace="discrete"`` the second block is the Jacobian :math:`V = \\partial z(t)/\\partial x`
-    (flattened), driven by the variational equation :math:`\\dot V = J V`."""
+    For ``trace="discrete"`` the second block is the Jacobian :math:`V = \partial z(t)/\partial x`
+    (flattened), driven by the variational equation :math:`\dot V = J V`."""
 
     def __init__(self, field: nn.Module, trace: str, noise: Tensor | None, kinetic: bool, features: int):
         super().__init__()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_positive_float, check_positive_int
+from ._checks import as_data, check_colormap, check_positive_float, check_positive_int
 from .core import Flow
 
 # Palette entries 0..239 are the colour map; the rest are fixed colours (RGB).
@@ -39,8 +39,7 @@ def palette(cmap: str = "viridis") -> np.ndarray:
     """The 244 RGB colours of the pictures: ``cmap`` (a matplotlib colour map) and the fixed ones."""
     import matplotlib
 
-    if not isinstance(cmap, str) or cmap not in matplotlib.colormaps:
-        raise ValueError(f"cmap must be the name of a matplotlib colour map such as 'viridis', got {cmap!r}.")
+    check_colormap("cmap", cmap)
     lut = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, LEVELS))[:, :3]
     return np.concatenate([np.round(lut * 255).astype(np.uint8), np.array(_FIXED, dtype=np.uint8)])
 
@@ -173,7 +172,7 @@ class Painter:
         self.extent = check_positive_float("extent", extent)
         self.size = check_positive_int("size", size, 8)
         self.samples = check_positive_int("samples", samples)
-        self.level = level
+        self.level = check_positive_int("level", level, minimum=0, maximum=9, hint="(the PNG compression level)")
         self.colors = palette(cmap)
         self.z = torch.randn(self.samples, 2, generator=torch.Generator().manual_seed(seed))
         self.set_grid(grid)

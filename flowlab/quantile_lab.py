@@ -141,12 +141,13 @@ def map_replay(frames: list[bytes], steps: list[int], distance: list[float], tit
 
 
 def record(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), n: int = 2000, steps: int = 400,
-           every: int = 40, lr: float = 1e-2, seed: int = 0, flow: Flow | None = None) -> tuple[Replay, Flow]:
+           every: int = 40, lr: float = 1e-2, seed: int = 0, flow: Flow | None = None) -> tuple[Replay, Flow, list[float]]:
     r"""Train a 1-D spline flow (:func:`spline_flow`) on ``n`` samples of the mixture with
     :func:`flowlab.fit` and take a snapshot of its map every ``every`` steps. Each frame shows
     the exact quantile map and the flow's; each label the mean distance
     :math:`\frac1m\sum_i |T_\theta(x_i) - \Phi^{-1}(F(x_i))|` over 2000 held-out points (latent
-    units). Returns the player (:func:`map_replay`) and the trained flow."""
+    units). Returns the player (:func:`map_replay`), the trained flow and the distance at each
+    snapshot."""
     import matplotlib.pyplot as plt
 
     from .train import fit
@@ -179,7 +180,7 @@ def record(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), n: int = 200
 
     snapshot(0)
     fit(flow, x, steps=steps, lr=lr, batch_size=256, seed=seed, progress=False, callback=snapshot)
-    return map_replay(frames, marks, dist, "a 1-D spline flow learning the quantile map"), flow
+    return map_replay(frames, marks, dist, "a 1-D spline flow learning the quantile map"), flow, dist
 
 
 class Explorer:

@@ -22,13 +22,12 @@ import base64
 import html
 import json
 import math
-import numbers
 import uuid
 from dataclasses import dataclass, field
 
 import torch
 
-from ._checks import as_data, check_positive_float, check_positive_int
+from ._checks import as_data, check_flow, check_positive_float, check_positive_int, check_recording
 from .chart import loss_chart
 from .core import Flow
 from .pictures import Painter, caption
@@ -72,17 +71,7 @@ class Replay:
     step_labels: list[str] | None = None
 
     def __post_init__(self):
-        if not self.frames or not all(isinstance(f, (bytes, bytearray)) for f in self.frames):
-            raise ValueError("frames must be a non-empty list of PNG pictures (bytes).")
-        if len(self.steps) != len(self.frames):
-            raise ValueError(f"steps must give one step per frame: {len(self.frames)} frames, {len(self.steps)} steps.")
-        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in self.steps) or \
-                any(b < a for a, b in zip(self.steps, self.steps[1:])):
-            raise ValueError(f"steps must be increasing integers >= 0, got {list(self.steps)[:10]}.")
-        if self.loss and self.steps[-1] > len(self.loss):
-            raise ValueError(f"the last frame is at step {self.steps[-1]} but the loss has {len(self.loss)} steps.")
-        if len(self.valid_step) != len(self.valid_nll):
-            raise ValueError(f"valid_step and valid_nll differ in length: {len(self.valid_step)} and {len(self.valid_nll)}.")
+        check_recording(self.frames, self.steps, self.loss, self.valid_step, self.valid_nll)
         if self.peaks is not None and len(self.peaks) != len(self.frames):
             raise ValueError(f"peaks must give one value per frame: {len(self.frames)} frames, {len(self.peaks)} peaks.")
         if self.step_labels is not None and len(self.step_labels) != len(self.frames):
@@ -208,8 +197,7 @@ def record(flow: Flow, data, steps: int = 1000, every: int = 20, lr: float = 5e-
     """
     steps = check_positive_int("steps", steps)
     every = check_positive_int("every", every)
-    if not isinstance(flow, Flow):
-        raise TypeError(f"record trains a flowlab Flow, got {type(flow).__name__}.")
+    check_flow("flow", flow)
     if painter is None:
         points = None if callable(data) and not isinstance(data, torch.Tensor) else as_data("data", data, flow.features)[:2000]
         painter = Painter(points, grid=grid, size=size, samples=samples, seed=seed)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_callable, check_positive_float, check_positive_int, check_seed
+from ._checks import as_data, check_callable, check_flow, check_fraction, check_positive_float, check_positive_int, check_seed
 from .core import Flow
 from .device import check_device
 
@@ -51,7 +51,7 @@ def forward_kl(flow: Flow, x: Tensor) -> Tensor:
         >>> float(fl.forward_kl(flow, torch.zeros(3, 2)).detach()) > 0
         True
     """
-    _check_flow("forward_kl", flow)
+    check_flow("flow", flow)
     return -flow.log_prob(x).mean()
 
 
@@ -79,9 +79,8 @@ def reverse_kl(flow: Flow, log_prob_fn: Callable[[Tensor], Tensor], n: int, gene
         >>> loss.shape
         torch.Size([])
     """
-    _check_flow("reverse_kl", flow)
-    if not callable(log_prob_fn):
-        raise TypeError(f"log_prob_fn must be a function of x of shape (n, D), got {type(log_prob_fn).__name__}.")
+    check_flow("flow", flow)
+    check_callable("log_prob_fn", log_prob_fn, "a function of x of shape (n, D) returning log densities of shape (n,)")
     n = check_positive_int("n", n)
     x, log_q = flow.rsample_and_log_prob(n, generator=generator)
     log_p = log_prob_fn(x)
@@ -97,12 +96,6 @@ def reverse_kl(flow: Flow, log_prob_fn: Callable[[Tensor], Tensor], n: int, gene
             "flow puts mass: check it there (a log of 0 or of a negative number?)."
         )
     return (log_q - log_p).mean()
-
-
-def _check_flow(name: str, flow) -> None:
-    if not isinstance(flow, Flow):
-        hint = " Wrap a transform as fl.Flow(transform, fl.StandardNormal(D))." if isinstance(flow, torch.nn.Module) else ""
-        raise TypeError(f"{name} takes a flowlab Flow, got {type(flow).__name__}.{hint}")
 
 
 @dataclass
@@ -153,8 +146,7 @@ def split(data, fraction: float, seed: int | None = 0) -> tuple[Tensor, Tensor]:
     """
     x = as_data("data", data)
     seed = check_seed("seed", seed)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(f"the validation fraction must be a number between 0 and 1, got {fraction!r}.")
+    fraction = check_fraction("fraction", fraction, "the share of rows held out")
     if len(x) < 2:
         raise ValueError("holding out a validation set needs at least 2 rows of data.")
     n_valid = min(max(1, round(fraction * len(x))), len(x) - 1)
@@ -203,9 +195,10 @@ class Training:
     lies far above the lowest one seen (by more than :math:`10 + 10\,|\text{lowest}|` nats), is
     *skipped*: its update is not applied and its step is listed in ``history.skipped``. One bad
     mini-batch therefore never ends a run. After ``patience`` bad steps in a row the run stops
-    with a message (``diverged`` is then true); the flow keeps its parameters, which no bad
-    step has touched, and parameters that became non-finite are rolled back to the last ones
-    seen finite (checked every ``valid_every`` steps and whenever a loss is not finite).
+    with a message (``diverged`` is then true), and the flow goes back to the parameters that
+    gave the lowest loss so far: the last update before the streak may itself be what wrecked
+    them (too large a learning rate). Parameters that became non-finite (checked every
+    ``valid_every`` steps and whenever a loss is not finite) go back to them as well.
 
     ``seed`` fixes the mini-batches (or the reverse-KL samples); ``None`` draws fresh ones.
     ``lock`` (a context manager, such as a ``threading.Lock``) is held while the parameters
@@ -224,7 +217,7 @@ class Training:
     def __init__(self, flow: Flow, data, steps: int = 2000, lr: float = 5e-3, batch_size: int | None = 32,
                  valid=None, *, valid_every: int = 20, schedule: str = "cosine", weight_decay: float = 0.0,
                  seed: int | None = 0, patience: int = 10, lock=None, history: History | None = None):
-        _check_flow("Training", flow)
+        check_flow("flow", flow)
         self.flow = flow
         self.total = check_positive_int("steps", steps)
         lr = check_positive_float("lr", lr)
@@ -265,7 +258,7 @@ class Training:
         self.stopped = False
         self.lowest = math.inf
         self.bad_in_a_row = 0
-        self.finite = [p.detach().clone() for p in self.params]  # the last parameters seen finite
+        self.kept = [p.detach().clone() for p in self.params]  # the parameters of the lowest loss so far
         self.best: list[Tensor] | None = None  # the parameters of the lowest held-out NLL
         self.elapsed = 0.0
 
@@ -293,6 +286,8 @@ class Training:
         value = float(loss.detach())
         good = math.isfinite(value) and not (self.lowest < math.inf and value > self.lowest + 10 + 10 * abs(self.lowest))
         self.optimizer.zero_grad(set_to_none=True)
+        if good and value < self.lowest:
+            _copy(self.kept, [p.detach() for p in self.params])  # these parameters gave this loss
         if good:
             loss.backward()
             grads = [p.grad for p in self.params if p.grad is not None]
@@ -317,6 +312,8 @@ class Training:
             self._keep_finite()
             self._validate()
         if self.bad_in_a_row >= self.patience:
+            with self.lock:
+                _copy(self.params, self.kept)
             self._stop_diverged(value)
         self.elapsed += time.perf_counter() - start
         self.history.time = self.elapsed
@@ -344,13 +341,11 @@ class Training:
         return self.history
 
     def _keep_finite(self) -> None:
-        if all(bool(torch.isfinite(p).all()) for p in self.params):
-            _copy(self.finite, [p.detach() for p in self.params])
-        else:
-            _copy(self.params, self.finite)
+        if not bool(torch.isfinite(torch.nn.utils.get_total_norm([p.detach() for p in self.params]))):
+            _copy(self.params, self.kept)
             if not self.history.message:
                 self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
-                                        "they were rolled back to the last finite ones.")
+                                        "they were rolled back to those of the lowest loss so far.")
 
     def _validate(self) -> None:
         if self.valid is None:
@@ -372,7 +367,7 @@ class Training:
         advice = ("Try a smaller learning rate." if self.lowest < math.inf else
                   "The flow cannot fit these data as they are: are they standardized (mean 0, variance 1)?")
         self.stop(f"training stopped at step {self.history.steps}: the last {self.patience} steps were all skipped "
-                  f"(the loss became {value:.4g}{lowest}). The flow keeps its last good parameters. {advice}")
+                  f"(the loss became {value:.4g}{lowest}). The flow keeps the parameters of the lowest loss. {advice}")
 
 
 def fit(
@@ -419,8 +414,8 @@ def fit(
       over the ``steps``; ``"constant"`` keeps it fixed.
     * ``callback(step, loss)`` is called after every step; returning ``True`` stops training.
     * Bad steps (a non-finite loss or gradient, or a loss far above the lowest seen) are
-      skipped; ten in a row stop training with a warning, and the flow keeps its last good
-      parameters, never NaN (see :class:`Training`).
+      skipped; ten in a row stop training with a warning, and the flow goes back to the
+      parameters of the lowest loss, never NaN (see :class:`Training`).
 
     Example:
         >>> import flowlab as fl
@@ -429,7 +424,7 @@ def fit(
         >>> history.steps
         5
     """
-    _check_flow("fit", flow)
+    check_flow("flow", flow)
     if callback is not None:
         check_callable("callback", callback, "a function callback(step, loss) that returns True to stop")
     if device is not None:

@@ -115,9 +115,10 @@ def test_exact_map_is_the_closed_form_quantile_map():
 
 
 def test_record_trains_a_1d_flow_towards_the_exact_map():
-    replay, flow = ql.record(steps=150, every=50, n=1000)
-    assert replay.steps == [0, 50, 100, 150] and len(replay.frames) == 4
-    assert replay.distance[-1] < 0.5 * replay.distance[0]
+    replay, flow, distance = ql.record(steps=150, every=50, n=1000)
+    assert replay.steps == [0, 50, 100, 150] and len(replay.frames) == 4 and len(distance) == 4
+    assert distance[-1] < 0.5 * distance[0]
+    assert replay.labels()[-1].endswith(f"= {distance[-1]:.3f}")
     page = replay.html()
     assert page.count("data:image/png;base64,") == 4 + 1 and "<script>" in page  # the frames and the first shown
     assert flow.features == 1

@@ -172,11 +172,11 @@ def test_dense_and_lu_optima_form_a_rotation_orbit():
         with torch.no_grad():
             flow.transform.weight.copy_(R @ W_star)
             flow.transform.bias.copy_(-R @ W_star @ mean)
-        losses.append(float(-flow.log_prob(data).mean()))
+            losses.append(float(-flow.log_prob(data).mean()))
     assert max(losses) - min(losses) < 1e-12
     with torch.no_grad():  # off the orbit the loss is higher
         flow.transform.weight.mul_(1.1)
-    assert float(-flow.log_prob(data).mean()) > max(losses) + 1e-3
+        assert float(-flow.log_prob(data).mean()) > max(losses) + 1e-3
 
 
 # ---------------------------------------------------------------------------------- ActNorm

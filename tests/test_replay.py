@@ -120,11 +120,11 @@ def test_player_marker_positions_come_from_the_chart(recorded):
 
 def test_replay_rejects_inconsistent_pieces(recorded):
     frames, steps, loss = recorded.frames[:3], recorded.steps[:3], recorded.loss
-    with pytest.raises(ValueError, match="one step per frame"):
+    with pytest.raises(ValueError, match="one entry per snapshot"):
         replay.Replay(frames, steps[:2], loss)
-    with pytest.raises(ValueError, match="increasing"):
+    with pytest.raises(ValueError, match="must not decrease"):
         replay.Replay(frames, [0, 4, 2], loss)
-    with pytest.raises(ValueError, match="the loss has"):
+    with pytest.raises(ValueError, match="but loss has"):
         replay.Replay(frames, [0, 2, len(loss) + 1], loss)
     with pytest.raises(ValueError, match="fps"):
         replay.Replay(frames, steps, loss, fps=0)
