@@ -39,7 +39,7 @@ TRANSFORMS = [
     ("MAF-coupling", lambda: fl.MAF(D, hidden=H, layers=2, parts=2)),
     ("MAF.inv", lambda: fl.MAF(D, hidden=H, layers=2).inv),
     ("SplineAutoregressive", lambda: fl.SplineAutoregressive(D)),
-    ("SplineAutoregressive-notes", lambda: fl.SplineAutoregressive(D, hidden=(256, 256), bins=8, bound=3, layers=1)),
+    ("SplineAutoregressive-opening-example", lambda: fl.SplineAutoregressive(D, hidden=(256, 256), bins=8, bound=3, layers=1)),
     ("Compose-mixture", lambda: fl.Compose(fl.MAF(D, hidden=H), fl.Permutation(D, seed=2), fl.SplineAutoregressive(D, hidden=H, layers=1, parts=2), fl.Reverse(D), ar(3, fl.Affine)().inv)),
     ("Inverse-spline", lambda: fl.Inverse(fl.SplineAutoregressive(D, hidden=H, layers=2))),
     ("Inverse-Compose", lambda: fl.Inverse(fl.Compose(ar(2, fl.RQSpline)(), fl.Reverse(D), fl.MAF(D, hidden=H)))),
@@ -50,6 +50,9 @@ TRANSFORMS = [
     ("RealNVP", lambda: fl.RealNVP(D, hidden=H, layers=2)),
     ("NeuralSplineFlow", lambda: fl.NeuralSplineFlow(D, hidden=H, layers=2)),
     ("RNNFlow", lambda: fl.RNNFlow(D, hidden=8, transformer=fl.Affine())),
+    ("Triangular", lambda: fl.Triangular(D)),
+    ("LU", lambda: fl.LU(D, rotation=False)),
+    ("Linear", lambda: fl.Linear(D)),
 ]
 
 PERMUTATIONS = {"Reverse", "Permutation"}

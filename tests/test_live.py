@@ -292,3 +292,27 @@ def test_every_family_builds_trains_and_draws(family, device):
     assert trainer.message.startswith("Ready"), trainer.message
     trainer.start()
     assert trainer.wait(timeout=60) and trainer.step_count == 2 and not trainer.error, trainer.message
+
+
+@pytest.mark.parametrize("kind, between", [("reverse", fl.Reverse), ("permutation", fl.Permutation), ("lu", fl.LU),
+                                           ("none", None)])
+def test_the_mixing_layer_between_layers_is_a_setting(kind, between, device):
+    trainer = live.Trainer(target="moons", family="MAF", layers=3, hidden=8, parts=2, mixing=kind, steps=3,
+                           device=str(device))
+    assert trainer.mixing == kind and trainer.message.startswith("Ready"), trainer.message
+    blocks = list(trainer.flow.transform.transforms)
+    mixers = [b for b in blocks if not isinstance(b, fl.Autoregressive)]
+    assert len(blocks) - len(mixers) == 3
+    assert (mixers == []) if between is None else (len(mixers) == 2 and all(isinstance(b, between) for b in mixers))
+    trainer.start()
+    assert trainer.wait(timeout=30) and trainer.step_count == 3
+
+
+def test_reverse_mixing_builds_exactly_the_recipe():
+    """The dashboard's stack with "reverse" between the layers is the public recipe itself."""
+    trainer = live.Trainer(target="moons", family="spline autoregressive", layers=3, hidden=8, steps=3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        recipe = fl.SplineAutoregressive(2, hidden=(8, 8), bins=8, bound=4.0, layers=3)
+    x = fl.targets.moons(50, seed=0)
+    assert torch.allclose(trainer.flow.transform(x)[0], recipe(x)[0])

@@ -21,7 +21,8 @@ from torch import Tensor
 from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
-from ..core import Transform
+from ..core import Compose, Transform
+from ..linear import MIXINGS, Glow, mixing
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
@@ -142,27 +143,46 @@ def _two(s: dict) -> tuple[int, int]:
     return (s["hidden"], s["hidden"])
 
 
+def _mixed(layer: Callable[[int, dict], Transform]) -> Callable[[int, dict], Transform]:
+    """``layers`` copies of a one-layer recipe with the ``mixing`` setting's layer between them
+    (:func:`flowlab.linear.mixing`; "reverse" gives exactly the recipe's own stack)."""
+
+    def build(d: int, s: dict) -> Transform:
+        blocks: list[Transform] = []
+        for i in range(s["layers"]):
+            between = mixing(s["mixing"], d, seed=s["seed"] + i) if i else None
+            blocks += [between] if between is not None else []
+            blocks.append(layer(d, s))
+        return blocks[0] if len(blocks) == 1 else Compose(*blocks)
+
+    return build
+
+
 FAMILIES: dict[str, Family] = {
     "spline autoregressive": Family(
-        lambda d, s: SplineAutoregressive(d, _two(s), s["bins"], s["bound"], s["layers"], s["parts"]),
-        ("bins", "bound", "parts")),
-    "MAF": Family(lambda d, s: MAF(d, _two(s), s["layers"], s["parts"]), ("parts",)),
+        _mixed(lambda d, s: SplineAutoregressive(d, _two(s), s["bins"], s["bound"], 1, s["parts"])),
+        ("bins", "bound", "parts", "mixing")),
+    "MAF": Family(_mixed(lambda d, s: MAF(d, _two(s), 1, s["parts"])), ("parts", "mixing")),
     "IAF (inverse MAF)": Family(lambda d, s: IAF(d, _two(s), s["layers"], s["parts"]), ("parts",)),
     "monotonic NN, masked": Family(
-        lambda d, s: MonotonicFlow(d, _two(s), layers=s["layers"], parts=s["parts"]), ("parts",)),
+        _mixed(lambda d, s: MonotonicFlow(d, _two(s), layers=1, parts=s["parts"])), ("parts", "mixing")),
     "integral (UMNN), masked": Family(
-        lambda d, s: UMNNFlow(d, _two(s), nodes=16, layers=s["layers"], parts=s["parts"]), ("parts",)),
-    "affine, recurrent (GRU)": Family(lambda d, s: RNNFlow(d, s["hidden"], Affine(), s["layers"])),
+        _mixed(lambda d, s: UMNNFlow(d, _two(s), nodes=16, layers=1, parts=s["parts"])), ("parts", "mixing")),
+    "affine, recurrent (GRU)": Family(_mixed(lambda d, s: RNNFlow(d, s["hidden"], Affine(), 1)), ("mixing",)),
     "spline, recurrent (GRU)": Family(
-        lambda d, s: RNNFlow(d, s["hidden"], RQSpline(s["bins"], s["bound"]), s["layers"]), ("bins", "bound")),
-    "monotonic NN, recurrent (GRU)": Family(lambda d, s: RNNFlow(d, s["hidden"], MonotonicNN(), s["layers"])),
+        _mixed(lambda d, s: RNNFlow(d, s["hidden"], RQSpline(s["bins"], s["bound"]), 1)), ("bins", "bound", "mixing")),
+    "monotonic NN, recurrent (GRU)": Family(
+        _mixed(lambda d, s: RNNFlow(d, s["hidden"], MonotonicNN(), 1)), ("mixing",)),
     "integral (UMNN), recurrent (GRU)": Family(
-        lambda d, s: RNNFlow(d, s["hidden"], Integral(nodes=16), s["layers"])),
+        _mixed(lambda d, s: RNNFlow(d, s["hidden"], Integral(nodes=16), 1)), ("mixing",)),
+    "Glow (ActNorm, LU, affine coupling)": Family(lambda d, s: Glow(d, s["layers"], _two(s), seed=s["seed"])),
     "residual (i-ResNet)": Family(lambda d, s: ResidualFlow(d, s["layers"], _two(s))),
     "planar": Family(lambda d, s: PlanarFlow(d, 2 * s["layers"])),
 }
 """Flow families by name. Every transformer of :mod:`flowlab.transformers` appears with a
 masked conditioner (K parts) and with the recurrent one; the integral transformer uses 16
-quadrature nodes to stay interactive. The residual families are i-ResNet blocks (exact
+quadrature nodes to stay interactive. Between their layers goes the ``mixing`` setting's layer
+(reverse, a random permutation, a learned LU layer, or none). Glow steps are ActNorm, LU and an
+affine coupling layer. The residual families are i-ResNet blocks (exact
 log-determinant in 2-D) and planar flows (twice ``layers`` planar maps: each is a single bent
 hyperplane); Sylvester flows are left out, as they have no density to draw."""

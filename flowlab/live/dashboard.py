@@ -21,6 +21,7 @@ LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 BATCHES = [("all data", 0), ("32", 32), ("64", 64), ("128", 128), ("256", 256), ("512", 512)]
 HIDDEN = [8, 16, 32, 64, 128, 256]
 PARTS = [("K = D (autoregressive)", 0), ("K = 2 (coupling)", 2), ("K = 1 (elementwise)", 1)]
+MIXING = [("reverse", "reverse"), ("random permutation", "permutation"), ("LU (learned)", "lu"), ("none", "none")]
 NONE_AS_ZERO = ("batch_size", "parts")
 
 
@@ -41,7 +42,8 @@ class Trainer(Session):
     :func:`~flowlab.live.target_names`, or an array of data points), ``family`` (a name of
     :data:`~flowlab.live.FAMILIES`), ``layers``, ``hidden`` (width of the conditioner's hidden
     layers), ``bins`` and ``bound`` (splines), ``parts`` (K of a masked conditioner; ``None``
-    is fully autoregressive), ``seed`` (the flow's initial parameters and the mini-batches),
+    is fully autoregressive), ``mixing`` (the layer between two layers: ``"reverse"``,
+    ``"permutation"``, ``"lu"`` or ``"none"``), ``seed`` (the flow's initial parameters and the mini-batches),
     ``lr``, ``batch_size`` (``None``: all the data at every step; for a density target, the
     samples per step), ``steps`` and ``device`` (default: the fastest of
     :func:`flowlab.available_devices`).
@@ -93,6 +95,7 @@ class Trainer(Session):
             "bins": w.IntSlider(min=1, max=32, description="bins", style=style, layout=_width(230)),
             "bound": w.FloatSlider(min=1.0, max=8.0, step=0.5, description="bound", style=style, layout=_width(230)),
             "parts": w.Dropdown(options=PARTS, description="parts", style=style, layout=_width(250)),
+            "mixing": w.Dropdown(options=MIXING, description="between layers", style=style, layout=_width(260)),
             "seed": w.BoundedIntText(min=0, max=2**31 - 1, description="seed", style=style,
                                      layout=w.Layout(width="130px")),
             "lr": w.SelectionSlider(options=_pairs(LEARNING_RATES), description="learning rate", style=style,
@@ -124,7 +127,7 @@ class Trainer(Session):
         row = dict(layout=w.Layout(flex_flow="row wrap", align_items="center"))
         self.widget = w.VBox([
             w.HBox([c["target"], c["family"], c["layers"], c["hidden"]], **row),
-            w.HBox([c["bins"], c["bound"], c["parts"], c["seed"]], **row),
+            w.HBox([c["bins"], c["bound"], c["parts"], c["mixing"], c["seed"]], **row),
             w.HBox([c["lr"], c["batch_size"], c["steps"], c["device"]], **row),
             w.HBox([*buttons.values(), self._counter], **row),
             self._status,
@@ -138,7 +141,7 @@ class Trainer(Session):
 
     def _show_knobs(self) -> None:
         knobs = FAMILIES[self._settings["family"]].knobs
-        for name in ("bins", "bound", "parts"):
+        for name in ("bins", "bound", "parts", "mixing"):
             self._controls[name].layout.display = None if name in knobs else "none"
 
     def _sync(self, name: str) -> None:

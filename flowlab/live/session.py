@@ -18,22 +18,23 @@ import weakref
 
 import torch
 
-from .._checks import as_data, check_positive_float, check_positive_int, check_seed
+from .._checks import as_data, check_choice, check_positive_float, check_positive_int, check_seed
 from ..chart import loss_chart
 from ..core import Flow, StandardNormal
 from ..device import available_devices, check_device
+from ..linear import MIXINGS
 from ..pictures import Painter, caption
 from ..replay import Replay, record
 from ..train import History, Training, _copy
 from .choices import FAMILIES, DataTarget, make_target, target_names
 
-MODEL = ("target", "family", "layers", "hidden", "bins", "bound", "parts", "seed")
+MODEL = ("target", "family", "layers", "hidden", "bins", "bound", "parts", "mixing", "seed")
 """Settings that define the flow: changing one builds a new flow."""
 RUN = ("lr", "batch_size", "steps", "device")
 """Settings of the run: changing one keeps the current flow."""
 LABELS = {"lr": "learning rate", "batch_size": "batch size", "family": "flow family", "parts": "number of parts"}
 DEFAULTS = dict(target="circles", family="spline autoregressive", layers=4, hidden=64, bins=8, bound=4.0, parts=None,
-                seed=0, lr=5e-3, batch_size=32, steps=2000)
+                mixing="reverse", seed=0, lr=5e-3, batch_size=32, steps=2000)
 
 
 def label(name: str) -> str:
@@ -73,6 +74,7 @@ CHECKS = {
     "layers": lambda v: check_positive_int("layers", v), "hidden": lambda v: check_positive_int("hidden", v),
     "bins": lambda v: check_positive_int("bins", v), "bound": lambda v: check_positive_float("bound", v),
     "parts": lambda v: _optional_int("parts", v), "seed": _seed,
+    "mixing": lambda v: check_choice("mixing", v, MIXINGS, "mixing layer"),
     "lr": lambda v: check_positive_float("the learning rate", v),
     "batch_size": lambda v: _optional_int("the batch size", v),
     "steps": lambda v: check_positive_int("steps", v), "device": _device,
@@ -119,12 +121,12 @@ class Session:
         (20, 'Done: 20 steps.')
     """
 
-    target, family, layers, hidden, bins, bound, parts, seed = (Setting() for _ in range(8))
+    target, family, layers, hidden, bins, bound, parts, mixing, seed = (Setting() for _ in range(9))
     lr, batch_size, steps, device = (Setting() for _ in range(4))
 
     def __init__(self, target="circles", family: str = "spline autoregressive", layers: int = 4, hidden: int = 64,
                  bins: int = 8, bound: float = 4.0, parts: int | None = None, lr: float = 5e-3,
-                 batch_size: int | None = 32, steps: int = 2000, device=None, *, seed: int = 0,
+                 batch_size: int | None = 32, steps: int = 2000, device=None, *, mixing: str = "reverse", seed: int = 0,
                  threads: int = 1, fps: float = 15.0, valid_every: int = 20, size: int = 224, grid: int = 48):
         for other in list(_SESSIONS):  # a re-run cell: the old dashboard stops training
             if other.running:
@@ -150,7 +152,7 @@ class Session:
         self._started = 0.0
         self._speed = 0.0
         given = dict(target=target, family=family, layers=layers, hidden=hidden, bins=bins, bound=bound, parts=parts,
-                     seed=seed, lr=lr, batch_size=batch_size, steps=steps,
+                     mixing=mixing, seed=seed, lr=lr, batch_size=batch_size, steps=steps,
                      device=available_devices()[0] if device is None else device)
         self._settings, problems = {}, []
         for name, value in given.items():
