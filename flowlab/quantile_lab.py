@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import html
 import io
 
 import numpy as np

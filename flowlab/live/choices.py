@@ -22,7 +22,7 @@ from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..core import Compose, Transform
-from ..linear import MIXINGS, Glow, mixing
+from ..linear import Glow, mixing
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
