@@ -21,6 +21,7 @@ from torch import Tensor
 from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
+from ..continuous import CNF
 from ..core import Compose, Transform
 from ..linear import Glow, mixing
 from ..residual import PlanarFlow, ResidualFlow
@@ -178,6 +179,7 @@ FAMILIES: dict[str, Family] = {
     "Glow (ActNorm, LU, affine coupling)": Family(lambda d, s: Glow(d, s["layers"], _two(s), seed=s["seed"])),
     "residual (i-ResNet)": Family(lambda d, s: ResidualFlow(d, s["layers"], _two(s))),
     "planar": Family(lambda d, s: PlanarFlow(d, 2 * s["layers"])),
+    "continuous (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete")),
 }
 """Flow families by name. Every transformer of :mod:`flowlab.transformers` appears with a
 masked conditioner (K parts) and with the recurrent one; the integral transformer uses 16
@@ -185,4 +187,6 @@ quadrature nodes to stay interactive. Between their layers goes the ``mixing`` s
 (reverse, a random permutation, a learned LU layer, or none). Glow steps are ActNorm, LU and an
 affine coupling layer. The residual families are i-ResNet blocks (exact
 log-determinant in 2-D) and planar flows (twice ``layers`` planar maps: each is a single bent
-hyperplane); Sylvester flows are left out, as they have no density to draw."""
+hyperplane); Sylvester flows are left out, as they have no density to draw. The continuous flow
+takes ``max(layers, 4)`` RK4 steps with the exact log-determinant of that discrete map
+(``trace="discrete"``), so that few steps cannot inflate its likelihood."""
