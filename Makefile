@@ -3,6 +3,7 @@
 #   make serve   serve _build/html on http://127.0.0.1:8000
 #   make test    run the whole test suite (unit, notebooks, book build, browser)
 #   make lab     open JupyterLab at the repository root, in the same environment
+#   make classroom  build the nbgrader course in _build/classroom and check its grading
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,7 +17,7 @@ TORCH_THREADS ?= 1
 
 THREADS_ENV := $(if $(TORCH_THREADS),OMP_NUM_THREADS=$(TORCH_THREADS) MKL_NUM_THREADS=$(TORCH_THREADS),)
 
-.PHONY: book serve test chromium lab
+.PHONY: book serve test chromium lab classroom
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +49,20 @@ chromium:
 test: $(VENV)/.installed chromium
 	$(THREADS_ENV) $(BIN)/python -m pytest
 
+# nbstripout as this clone's git filter (.gitattributes names it): whatever JupyterLab saves, git sees
+# the notebooks without outputs. --keep-id keeps the stored cell ids, so unchanged notebooks stay unchanged.
+NBSTRIPOUT := "$(abspath $(BIN))/python" -m nbstripout
+# what a running kernel adds to the notebook's metadata (the stored notebooks keep only the name)
+LANGUAGE_INFO := $(foreach k,codemirror_mode file_extension mimetype nbconvert_exporter pygments_lexer version,metadata.language_info.$(k))
 lab: $(VENV)/.installed
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git config filter.nbstripout.clean '$(NBSTRIPOUT) --keep-id' && \
+		git config filter.nbstripout.smudge cat && \
+		git config filter.nbstripout.required true && \
+		git config filter.nbstripout.extrakeys '$(LANGUAGE_INFO)' && \
+		git config diff.ipynb.textconv '$(NBSTRIPOUT) -t'; fi
 	$(THREADS_ENV) $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)
+
+# Instructor and student notebooks of the auto-graded exercises, graded once each way (a few minutes).
+classroom: $(VENV)/.installed
+	$(THREADS_ENV) $(BIN)/python -m flowlab.classroom --out _build/classroom
