@@ -222,10 +222,17 @@ def _nbgrader(course: Path, *args: str) -> None:
 def _scores(course: Path) -> dict[str, tuple[float, float]]:
     from nbgrader.api import Gradebook
 
-    os.environ["PATH"] = _env()["PATH"]
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        return {s: (gb.find_submission(ASSIGNMENT, s).score, gb.find_submission(ASSIGNMENT, s).max_score)
-                for s in ("instructor", "blank")}
+    saved = os.environ.get("PATH")
+    os.environ["PATH"] = _env()["PATH"]  # the Gradebook runs `alembic` too; restored below
+    try:
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            return {s: (gb.find_submission(ASSIGNMENT, s).score, gb.find_submission(ASSIGNMENT, s).max_score)
+                    for s in ("instructor", "blank")}
+    finally:
+        if saved is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = saved
 
 
 def build(out: Path, book: Path = ROOT / "book") -> str:
