@@ -27,6 +27,12 @@ mkdir -p "$here/html-manager" "$here/requirejs" "$here/mathjax/output/chtml/font
 # The AMD bundle of the widget manager (self-contained for the built-in widgets).
 cp "jupyter-widgets-html-manager-$HTML_MANAGER/package/dist/embed-amd.js" "$here/html-manager/"
 cp "jupyter-widgets-html-manager-$HTML_MANAGER/package/LICENSE" "$here/html-manager/"
+# Its stylesheet's icon fonts (Font Awesome), which it asks for next to each page: the book
+# extension in _ext/site_fixes.py copies them there.
+mkdir -p "$here/html-manager/fonts"
+cp jupyter-widgets-html-manager-$HTML_MANAGER/package/dist/*.woff2 \
+   jupyter-widgets-html-manager-$HTML_MANAGER/package/dist/*.woff \
+   jupyter-widgets-html-manager-$HTML_MANAGER/package/dist/*.ttf "$here/html-manager/fonts/"
 cp "requirejs-$REQUIREJS/package/require.js" "$here/requirejs/"
 # MathJax: TeX input with every extension built in (nothing is fetched lazily),
 # CommonHTML output, and the web fonts that output loads relative to the script.
