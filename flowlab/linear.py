@@ -11,22 +11,21 @@ them down (costs per point; a matrix-vector product is :math:`O(D^2)`):
 * ``Linear``: dense :math:`W`; ``ladj`` by ``slogdet`` and inverse by ``solve``, :math:`O(D^3)`;
 * ``ActNorm``: diagonal :math:`e^s`; everything :math:`O(D)`.
 
-Every direction is explicit: nothing here iterates. :func:`mixing` builds the layer that goes between coupling or
-autoregressive layers, :func:`Glow` the flow of Kingma & Dhariwal (2018).
+Every direction is explicit: nothing here iterates. The recipes built from these layers,
+:func:`~flowlab.glow.mixing` (the layer between coupling or autoregressive layers) and
+:func:`~flowlab.glow.Glow` (the flow of Kingma & Dhariwal, 2018), live in :mod:`flowlab.glow`;
+this module re-exports them.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._checks import check_batch, check_positive_int
-from .conditioners import MaskedConditioner
-from .core import Compose, Transform
-from .transformers import Affine
+from .core import Transform
 
 
 def _seed(seed) -> int:
@@ -365,70 +364,6 @@ class ActNorm(Transform):
         return f"features={self.features}, initialized={bool(self.initialized)}"
 
 
-MIXINGS = ("reverse", "permutation", "lu", "none")
-"""The choices of :func:`mixing`."""
-
-
-def mixing(kind: str, features: int, seed: int = 0) -> Transform | None:
-    """The layer that mixes the coordinates between two coupling or autoregressive layers.
-
-    ``kind`` is ``"reverse"`` (:class:`Reverse`), ``"permutation"`` (a random
-    :class:`Permutation` drawn from ``seed``), ``"lu"`` (a learned :class:`LU`, starting from a
-    random rotation drawn from ``seed``) or ``"none"`` (returns ``None``: nothing in between).
-
-    Example:
-        >>> import flowlab as fl
-        >>> [type(fl.mixing(k, 4)).__name__ for k in fl.linear.MIXINGS]
-        ['Reverse', 'Permutation', 'LU', 'NoneType']
-    """
-    features = check_positive_int("features", features)
-    seed = _seed(seed)
-    if not isinstance(kind, str) or kind.lower() not in MIXINGS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, MIXINGS))}; got {kind!r}.")
-    kind = kind.lower()
-    if kind == "none":
-        return None
-    if kind == "reverse":
-        return Reverse(features)
-    if kind == "permutation":
-        return Permutation(features, seed=seed)
-    return LU(features, seed=seed)
-
-
-def Glow(features: int, layers: int = 4, hidden: Sequence[int] | int = (64, 64), seed: int = 0,
-         scale_bound: float = 3.0) -> Transform:
-    r"""A Glow flow (Kingma & Dhariwal 2018) on vectors: ``layers`` steps of
-    :class:`ActNorm`, then :class:`LU` (a learned rotation-initialised :math:`1\times1`
-    convolution), then an affine coupling layer (:class:`~flowlab.MaskedConditioner` with
-    ``parts=2`` and ``hidden`` units, :class:`~flowlab.Affine` transformer with ``scale_bound``).
-
-    Data to latent (the density) and latent to data (sampling) are both explicit: one network
-    pass per step in the density direction, two per step when sampling. ``seed`` draws the
-    rotations; ``hidden`` is a tuple of widths, or one width for two hidden layers. The
-    ActNorm layers initialise themselves from the first batch they see.
-
-    References: Kingma & Dhariwal 2018 (Glow).
-
-    Example:
-        >>> import torch, flowlab as fl
-        >>> t = fl.Glow(4, layers=2, hidden=16)
-        >>> x = torch.randn(8, 4)
-        >>> z, ladj = t(x)
-        >>> torch.allclose(t.inverse(z)[0], x, atol=1e-5)
-        True
-    """
-    # imported here: flowlab.autoregressive imports Reverse from this module
-    from .autoregressive import Autoregressive
-
-    features = check_positive_int("features", features)
-    layers = check_positive_int("layers", layers)
-    seed = _seed(seed)
-    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-        hidden = (int(hidden), int(hidden))
-    if features < 2:
-        raise ValueError(f"Glow needs features >= 2 for its coupling layers, got {features}.")
-    steps = []
-    for i in range(layers):
-        coupling = Autoregressive(MaskedConditioner(features, parts=2, hidden=hidden), Affine(scale_bound))
-        steps += [ActNorm(features), LU(features, seed=seed + i), coupling]
-    return Compose(*steps)
+# the recipes, re-exported as flowlab.linear.mixing, .MIXINGS and .Glow: imported last, as flowlab.glow builds on
+# the layers above
+from .glow import MIXINGS, Glow, mixing  # noqa: E402, F401

@@ -19,7 +19,8 @@ estimated with samples of the flow itself, so :math:`\mathcal L \ge -\log Z`.
 :class:`Training` is the loop, one step at a time. :func:`fit` runs it to the end with a
 progress bar; the live dashboard (:mod:`flowlab.live`) runs it in a background thread and the
 replay recorder (:func:`flowlab.replay.record`) takes snapshots between its steps, so all three
-train in exactly the same way.
+train in exactly the same way. What a run records, :class:`~flowlab.history.History`, and the
+held-out split, :func:`~flowlab.history.split`, live in :mod:`flowlab.history`.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_callable, check_flow, check_fraction, check_positive_float, check_positive_int, check_seed
+from ._checks import as_data, check_callable, check_flow, check_positive_float, check_positive_int, check_seed
 from .core import Flow
 from .device import check_device
+from .history import History, split  # noqa: F401 - also flowlab.train.History and flowlab.train.split
 
 REVERSE_KL_SAMPLES = 256
 """Samples of the flow per step for the reverse KL when ``batch_size`` is ``None``."""
@@ -98,62 +99,9 @@ def reverse_kl(flow: Flow, log_prob_fn: Callable[[Tensor], Tensor], n: int, gene
     return (log_q - log_p).mean()
 
 
-@dataclass
-class History:
-    """What a training run records: the loss at every step, the validation NLL every
-    ``valid_every`` steps (when validation data was given), the steps whose update was skipped
-    (see :class:`Training`), the wall time, and a message when training stopped early."""
-
-    loss: list[float] = field(default_factory=list)
-    valid_step: list[int] = field(default_factory=list)
-    valid_nll: list[float] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)
-    time: float = 0.0
-    best_step: int | None = None
-    message: str = ""
-
-    @property
-    def steps(self) -> int:
-        return len(self.loss)
-
-    def __repr__(self) -> str:
-        parts = [f"steps={self.steps}", f"time={self.time:.1f}s"]
-        if self.loss:
-            parts.append(f"last mini-batch loss={self.loss[-1]:.4f}")
-        if self.valid_nll:
-            parts.append(f"best held-out NLL={min(self.valid_nll):.4f} at step {self.best_step}")
-        if self.skipped:
-            parts.append(f"skipped={len(self.skipped)}")
-        if self.message:
-            parts.append(f"message={self.message!r}")
-        return f"History({', '.join(parts)})"
-
-
 @torch.no_grad()
 def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
     return float(sum(-flow.log_prob(x[i : i + chunk]).sum() for i in range(0, len(x), chunk)) / len(x))
-
-
-def split(data, fraction: float, seed: int | None = 0) -> tuple[Tensor, Tensor]:
-    """Split the rows of ``data`` at random into a training part and a held-out part holding
-    ``fraction`` of them (at least one row each).
-
-    Example:
-        >>> import torch, flowlab as fl
-        >>> train, valid = fl.split(torch.randn(10, 2), 0.2)
-        >>> len(train), len(valid)
-        (8, 2)
-    """
-    x = as_data("data", data)
-    seed = check_seed("seed", seed)
-    fraction = check_fraction("fraction", fraction, "the share of rows held out")
-    if len(x) < 2:
-        raise ValueError("holding out a validation set needs at least 2 rows of data.")
-    n_valid = min(max(1, round(fraction * len(x))), len(x) - 1)
-    generator = torch.Generator()
-    generator.manual_seed(seed) if seed is not None else generator.seed()
-    order = torch.randperm(len(x), generator=generator).to(x.device)
-    return x[order[n_valid:]], x[order[:n_valid]]
 
 
 def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -175,9 +123,9 @@ class Training:
     dashboard and the replays.
 
     ``data`` is a tensor of samples (maximum likelihood, :func:`forward_kl`, on ``batch_size``
-    rows drawn at random per step; ``None`` uses all rows) or a function, an unnormalized
-    log-density (:func:`reverse_kl` on ``batch_size`` samples of the flow per step,
-    :data:`REVERSE_KL_SAMPLES` for ``None``). Every step is this::
+    rows drawn at random per step) or a function, an unnormalized log-density
+    ``log_prob_fn(x)`` (:func:`reverse_kl` on ``batch_size`` samples of the flow per step).
+    Every step is this::
 
         loss = objective(batch)                      # forward or reverse KL
         if loss is finite and not far above the lowest so far:
@@ -186,6 +134,29 @@ class Training:
                 optimizer.step(); schedule.step()    # Adam; cosine from lr to 0, or constant
                 for hook in hooks: hook()            # each submodule's after_step(), if it has one
         every valid_every steps: record the NLL of the held-out data
+
+    **Options** (:func:`fit` passes all but ``patience``, ``lock`` and ``history`` on to it):
+
+    * ``steps``: the number of optimizer steps; ``lr``: Adam's learning rate;
+      ``weight_decay``: Adam's weight decay (an L2 penalty on the parameters), 0 by default.
+    * ``batch_size``: rows per step, drawn at random; with a log-density, samples of the flow
+      per step. The default, 32 with the cosine schedule below, generalizes markedly better
+      from small data sets than full-batch steps (chapter 1 measures it); ``batch_size=None``
+      uses the whole data set at every step (:data:`REVERSE_KL_SAMPLES` samples with a
+      log-density).
+    * ``valid``: held-out data, or a fraction such as ``0.2`` to hold out that share of
+      ``data`` at random (:func:`split` with ``seed``, 0 for ``None``); with a log-density,
+      samples of the target (or ``None``). Its mean NLL is recorded every ``valid_every``
+      steps, and :meth:`finish` with ``keep_best`` restores the parameters with the lowest
+      validation NLL (early stopping).
+    * ``schedule="cosine"`` lowers the learning rate from ``lr`` to 0 along a half cosine
+      over the ``steps``; ``"constant"`` keeps it fixed.
+    * ``seed`` fixes the mini-batches (or the reverse-KL samples); ``None`` draws fresh ones.
+    * ``patience``: how many bad steps in a row end the run (below).
+    * ``lock`` (a context manager, such as a ``threading.Lock``) is held while the parameters
+      and the history change, so another thread can read them safely.
+    * ``history`` continues an earlier run's :class:`History` (steps are then numbered after
+      its last one).
 
     **Per-step hooks.** Any submodule of the flow that defines ``after_step()`` has it called
     after every optimizer step (for example a residual block refreshing its spectral
@@ -199,11 +170,6 @@ class Training:
     gave the lowest loss so far: the last update before the streak may itself be what wrecked
     them (too large a learning rate). Parameters that became non-finite (checked every
     ``valid_every`` steps and whenever a loss is not finite) go back to them as well.
-
-    ``seed`` fixes the mini-batches (or the reverse-KL samples); ``None`` draws fresh ones.
-    ``lock`` (a context manager, such as a ``threading.Lock``) is held while the parameters
-    and the history change, so another thread can read them safely. ``history`` continues an
-    earlier run's :class:`History` (steps are then numbered after its last one).
 
     Example:
         >>> import flowlab as fl
@@ -396,26 +362,20 @@ def fit(
                 break
         run.finish(keep_best)                 # best held-out parameters, eval mode
 
-    When ``data`` is a function, an unnormalized log-density ``log_prob_fn(x)``, the flow is
-    trained by the reverse KL divergence (:func:`reverse_kl`) on ``batch_size`` samples of its
-    own per step (:data:`REVERSE_KL_SAMPLES` when ``batch_size`` is None); ``valid`` may then
-    hold samples of the target to record their NLL.
+    ``data`` (samples, or an unnormalized log-density for the reverse KL), ``steps``, ``lr``,
+    ``batch_size``, ``valid``, ``valid_every``, ``schedule``, ``weight_decay`` and ``seed`` go to
+    :class:`Training`, whose docstring lists what each one does. The others are ``fit``'s own:
 
-    * ``batch_size``: rows per step, drawn at random. The default, 32 with the cosine
-      schedule below, generalizes markedly better from small data sets than full-batch
-      steps (chapter 1 measures it); ``batch_size=None`` uses the whole data set at every step.
-    * ``valid``: held-out data, or a fraction such as ``0.2`` to hold out that share of
-      ``data`` at random. Its mean NLL is recorded every ``valid_every`` steps, and with
-      ``keep_best`` the parameters with the lowest validation NLL are restored at the end
-      (early stopping).
     * ``device``: where to train (the flow and data are moved there); by default where the
       flow already is.
-    * ``schedule="cosine"`` lowers the learning rate from ``lr`` to 0 along a half cosine
-      over the ``steps``; ``"constant"`` keeps it fixed.
+    * ``keep_best``: restore at the end the parameters with the lowest validation NLL (when
+      ``valid`` is given): early stopping.
+    * ``progress``: show a progress bar.
     * ``callback(step, loss)`` is called after every step; returning ``True`` stops training.
-    * Bad steps (a non-finite loss or gradient, or a loss far above the lowest seen) are
-      skipped; ten in a row stop training with a warning, and the flow goes back to the
-      parameters of the lowest loss, never NaN (see :class:`Training`).
+
+    Bad steps are skipped as :class:`Training` describes; ten in a row (its ``patience``)
+    stop training with a ``RuntimeWarning``, and the flow goes back to the parameters of the
+    lowest loss, never NaN.
 
     Example:
         >>> import flowlab as fl

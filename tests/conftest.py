@@ -4,6 +4,9 @@ Options:
     --device=cuda      run the device-aware tests on another torch device (default: cpu)
     --book-root=PATH   build and check the book at PATH (default: this repository)
     --book-prebuilt    check the site already in <book-root>/_build instead of building it again
+
+Fixtures: ``device``, ``book``, and for the bad-input tests ``flow`` (a small seeded MAF) and
+``data`` (a function ``data(device, n=64)`` giving moons samples).
 """
 
 from __future__ import annotations
@@ -43,6 +46,29 @@ def device(request) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         pytest.fail(f"--device {dev} was asked for, but torch sees no CUDA device", pytrace=False)
     return dev
+
+
+@pytest.fixture
+def flow(device):
+    """A small MAF on 2 features with a standard normal base, on the --device, the same every
+    time (seed 0, drawn without touching the global random state)."""
+    import flowlab as fl  # here, not at the top: the book and browser tests do not need it
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return fl.Flow(fl.MAF(2, hidden=(8,)), fl.StandardNormal(2)).to(device)
+
+
+def _moons(device, n: int = 64) -> torch.Tensor:
+    import flowlab as fl
+
+    return fl.targets.moons(n, seed=0).to(device)
+
+
+@pytest.fixture
+def data():
+    """The function ``data(device, n=64)``: ``n`` samples of the moons data set (seed 0) on ``device``."""
+    return _moons
 
 
 @pytest.fixture(scope="session")

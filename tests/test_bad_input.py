@@ -18,17 +18,6 @@ from flowlab import nn as fnn
 from flowlab import numerics
 
 
-@pytest.fixture
-def flow(device):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return fl.Flow(fl.MAF(2, hidden=(8,)), fl.StandardNormal(2)).to(device)
-
-
-def data(device, n=64):
-    return fl.targets.moons(n, seed=0).to(device)
-
-
 def test_a_wrong_kind_of_object_is_both_a_type_and_a_value_error():
     with pytest.raises(TypeError) as info:
         fl.Flow(fl.MAF(2), None)
@@ -53,12 +42,12 @@ def test_a_wrong_kind_of_object_is_both_a_type_and_a_value_error():
     ],
     ids=["log_prob-1col", "log_prob-4col", "forward", "inverse", "base", "Reverse", "Permutation", "circles_lp", "eight_lp"],
 )
-def test_wrong_number_of_features(call, flow, device):
+def test_wrong_number_of_features(call, flow, device, data):
     with pytest.raises(ValueError, match=r"must have shape \(batch, \d\), got"):
         call(flow, data(device))
 
 
-def test_single_point_without_batch_dimension(flow, device):
+def test_single_point_without_batch_dimension(flow, device, data):
     with pytest.raises(ValueError, match=r"shape \(batch, 2\).*x\.unsqueeze\(0\)"):
         flow.log_prob(data(device)[0])
 
@@ -78,7 +67,7 @@ def test_log_prob_of_something_that_is_not_an_array(x, flow):
      lambda x: x.cpu().tolist()],
     ids=["float64", "int64", "int32", "float16", "numpy-float64", "list"],
 )
-def test_log_prob_converts_its_input_to_the_flow_dtype(convert, flow, device):
+def test_log_prob_converts_its_input_to_the_flow_dtype(convert, flow, device, data):
     x = data(device).round()  # integer-valued, so that int and float16 inputs hold the same points
     expected = flow.log_prob(x)
     got = flow.log_prob(convert(x))
@@ -86,7 +75,7 @@ def test_log_prob_converts_its_input_to_the_flow_dtype(convert, flow, device):
     assert torch.allclose(got, expected, atol=1e-6)
 
 
-def test_a_float64_flow_converts_float32_input_and_samples_in_float64(flow, device):
+def test_a_float64_flow_converts_float32_input_and_samples_in_float64(flow, device, data):
     x = data(device)
     low = flow.log_prob(x)
     flow = flow.double()
@@ -380,7 +369,7 @@ def test_check_device_accepts_what_exists():
 
 
 @pytest.mark.parametrize("value,kind", [(math.nan, "NaN"), (math.inf, "infinite"), (-math.inf, "infinite")])
-def test_log_prob_rejects_non_finite_points(value, kind, flow, device):
+def test_log_prob_rejects_non_finite_points(value, kind, flow, device, data):
     x = data(device)
     x[7, 1] = value
     x[20, 0] = value
@@ -388,14 +377,14 @@ def test_log_prob_rejects_non_finite_points(value, kind, flow, device):
         flow.log_prob(x)
 
 
-def test_log_prob_names_both_kinds(flow, device):
+def test_log_prob_names_both_kinds(flow, device, data):
     x = data(device)
     x[1, 0], x[2, 1] = math.nan, math.inf
     with pytest.raises(ValueError, match=r"x contains NaN and infinite values in 2 rows \(first: \[1, 2\]\)"):
         flow.log_prob(x)
 
 
-def test_huge_finite_points_are_not_refused(flow, device):
+def test_huge_finite_points_are_not_refused(flow, device, data):
     # 1e30 is finite in float32: log_prob answers (with -inf, the true density underflows), fit decides
     assert not torch.isfinite(flow.log_prob(data(device) * 1e30)).any()
 
@@ -582,7 +571,7 @@ def test_bound_not_positive(bound):
     ],
     ids=lambda v: v.split(" ")[0][:24] if isinstance(v, str) else "",
 )
-def test_other_impossible_settings(call, match, flow, device):
+def test_other_impossible_settings(call, match, flow, device, data):
     with pytest.raises(ValueError, match=match):
         call(flow, data(device))
 

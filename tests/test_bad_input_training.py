@@ -15,17 +15,6 @@ import flowlab as fl
 from flowlab import replay
 
 
-@pytest.fixture
-def flow(device):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return fl.Flow(fl.MAF(2, hidden=(8,)), fl.StandardNormal(2)).to(device)
-
-
-def data(device, n=64):
-    return fl.targets.moons(n, seed=0).to(device)
-
-
 def snapshot(flow):
     return [p.detach().clone() for p in flow.parameters()]
 
@@ -48,14 +37,14 @@ def unchanged(flow, before):
     ],
     ids=["columns", "1-d", "3-d", "empty", "string"],
 )
-def test_fit_rejects_badly_shaped_data(bad, match, flow, device):
+def test_fit_rejects_badly_shaped_data(bad, match, flow, device, data):
     with pytest.raises(ValueError, match=match):
         fl.fit(flow, bad(data(device)), steps=1, progress=False)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 @pytest.mark.parametrize("where", ["data", "valid"])
-def test_fit_rejects_non_finite_data(value, where, flow, device):
+def test_fit_rejects_non_finite_data(value, where, flow, device, data):
     x = data(device)
     bad = x.clone()
     bad[3, 1] = value
@@ -72,7 +61,7 @@ def test_fit_accepts_lists_and_integer_arrays(flow):
     assert history.steps == 2
 
 
-def test_fit_accepts_float64_data(flow, device):
+def test_fit_accepts_float64_data(flow, device, data):
     history = fl.fit(flow, data(device).double(), steps=2, progress=False)
     assert history.steps == 2 and all(p.dtype == torch.float32 for p in flow.parameters())
 
@@ -81,13 +70,13 @@ def test_fit_accepts_float64_data(flow, device):
 
 
 @pytest.mark.parametrize("steps", [0, -5, 1.5])
-def test_steps_below_one(steps, flow, device):
+def test_steps_below_one(steps, flow, device, data):
     with pytest.raises(ValueError, match=r"steps must be an integer >= 1, got"):
         fl.fit(flow, data(device), steps=steps, progress=False)
 
 
 @pytest.mark.parametrize("lr", [0, -1e-3, math.nan, math.inf, "0.01"])
-def test_lr_not_positive(lr, flow, device):
+def test_lr_not_positive(lr, flow, device, data):
     with pytest.raises(ValueError, match=r"lr must be (a positive number|finite), got"):
         fl.fit(flow, data(device), steps=1, lr=lr, progress=False)
 
@@ -102,7 +91,7 @@ def test_lr_not_positive(lr, flow, device):
     ],
     ids=["batch_size", "valid_every", "weight_decay", "schedule"],
 )
-def test_impossible_settings(call, match, flow, device):
+def test_impossible_settings(call, match, flow, device, data):
     with pytest.raises(ValueError, match=match):
         call(flow, data(device))
 
@@ -114,7 +103,7 @@ SEED_MESSAGE = r"seed must be an integer between 0 and 2\*\*64 - 1 \(or None for
 
 
 @pytest.mark.parametrize("seed", ["a", "3", 1.5, -1, True, [0]])
-def test_fit_seed_must_be_an_integer(seed, flow, device):
+def test_fit_seed_must_be_an_integer(seed, flow, device, data):
     before = snapshot(flow)
     with pytest.raises(ValueError, match=SEED_MESSAGE):
         fl.fit(flow, data(device), steps=2, seed=seed, progress=False)
@@ -127,7 +116,7 @@ def test_split_seed_must_be_an_integer(seed):
         fl.split(torch.randn(10, 2), 0.2, seed=seed)
 
 
-def test_seed_none_means_fresh_randomness(flow, device):
+def test_seed_none_means_fresh_randomness(flow, device, data):
     assert fl.fit(flow, data(device), steps=2, seed=None, progress=False).steps == 2
     train, valid = fl.split(torch.randn(10, 2), 0.2, seed=None)
     assert (len(train), len(valid)) == (8, 2)
@@ -140,7 +129,7 @@ def test_seed_none_means_fresh_randomness(flow, device):
 
 
 @pytest.mark.parametrize("callback", [5, "print", [print]], ids=["int", "str", "list"])
-def test_callback_is_checked_before_the_first_step(callback, flow, device):
+def test_callback_is_checked_before_the_first_step(callback, flow, device, data):
     before = snapshot(flow)
     with pytest.raises(TypeError, match=r"callback must be a function callback\(step, loss\)"):
         fl.fit(flow, data(device), steps=3, callback=callback, progress=False)
@@ -159,7 +148,7 @@ def test_callback_is_checked_before_the_first_step(callback, flow, device):
     ],
     ids=["gpu", "int", "cuda:99"],
 )
-def test_fit_device_lists_the_available_devices(name, match, flow):
+def test_fit_device_lists_the_available_devices(name, match, flow, data):
     before = snapshot(flow)
     with pytest.raises(ValueError, match=match):
         fl.fit(flow, data("cpu"), steps=2, device=name, progress=False)
@@ -167,14 +156,14 @@ def test_fit_device_lists_the_available_devices(name, match, flow):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_fit_on_cuda_without_cuda():
+def test_fit_on_cuda_without_cuda(data):
     flow = fl.Flow(fl.MAF(2, hidden=(8,)), fl.StandardNormal(2))
     with pytest.raises(ValueError, match=r"not available here \(this torch sees no CUDA GPU\); choose one of: 'cpu'"):
         fl.fit(flow, data("cpu"), steps=2, device="cuda", progress=False)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_record_on_cuda_without_cuda():
+def test_record_on_cuda_without_cuda(data):
     flow = fl.Flow(fl.MAF(2, hidden=(8,)), fl.StandardNormal(2))
     with pytest.raises(ValueError, match=r"not available here \(this torch sees no CUDA GPU\); choose one of: 'cpu'"):
         replay.record(flow, data("cpu"), steps=2, every=1, device="cuda")
@@ -194,7 +183,7 @@ def test_record_on_cuda_without_cuda():
     ],
     ids=["forward_kl", "reverse_kl", "fit", "Training", "record"],
 )
-def test_a_transform_where_a_flow_is_needed(call):
+def test_a_transform_where_a_flow_is_needed(call, data):
     with pytest.raises(TypeError, match=r"flowlab Flow.*fl\.Flow\(transform, fl\.StandardNormal\("):
         call(data("cpu"))
 
@@ -296,7 +285,7 @@ def params_finite(flow):
     return all(torch.isfinite(p).all() for p in flow.parameters())
 
 
-def test_no_warning_when_training_is_fine(flow, device):
+def test_no_warning_when_training_is_fine(flow, device, data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         history = fl.fit(flow, data(device), steps=5, progress=False)

@@ -69,3 +69,40 @@ def shortcuts(fn, names=(), types=()) -> list[str]:
             pass
     found += [name for name in sorted(used) if types and isinstance(values.get(name), tuple(types))]
     return found
+
+
+def tensor_of_shape(name: str, value, shape: tuple[int, ...], meaning: str = "", hint: str = "") -> torch.Tensor | None:
+    """``value``, what the student's function ``name`` returned, as a float64 tensor of ``shape``
+    with finite entries; or ``None`` after printing what is wrong with it. ``meaning`` says what
+    the shape stands for (``"one value per row"``); ``hint`` is added to the message about NaN or
+    infinite entries (a likely cause).
+
+    Example:
+        >>> import torch
+        >>> tensor_of_shape("f", torch.ones(3), (3,)).dtype
+        torch.float64
+        >>> tensor_of_shape("f", "x", (3,), "one value per point")
+        Not yet: f should return a tensor of shape (3,) (one value per point), got str.
+        >>> tensor_of_shape("f", torch.ones(3, 1), (3,))
+        Not yet: f returned shape (3, 1), expected (3,). Remove the last dimension (for example with .squeeze(-1)).
+        >>> tensor_of_shape("f", torch.tensor([1.0, float("nan"), 2.0]), (3,), hint="A log of a negative number?")
+        Not yet: f returned NaN or infinite values at 1 of 3 entries, the first at index (1,). A log of a negative number?
+    """
+    shape = tuple(shape)
+    what = f"{shape} ({meaning})" if meaning else f"{shape}"
+    try:
+        t = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value, dtype=torch.float64)
+    except Exception:  # noqa: BLE001 - anything that is not array-like
+        print(f"Not yet: {name} should return a tensor of shape {what}, got {type(value).__name__}.")
+        return None
+    if tuple(t.shape) != shape:
+        squeeze = " Remove the last dimension (for example with .squeeze(-1))." if tuple(t.shape) == (*shape, 1) else ""
+        print(f"Not yet: {name} returned shape {tuple(t.shape)}, expected {what}.{squeeze}")
+        return None
+    bad = ~torch.isfinite(t)
+    if bad.any():
+        first = tuple(bad.nonzero()[0].tolist())
+        print(f"Not yet: {name} returned NaN or infinite values at {int(bad.sum())} of {t.numel()} entries, "
+              f"the first at index {first}." + (f" {hint}" if hint else ""))
+        return None
+    return t

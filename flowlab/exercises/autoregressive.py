@@ -33,6 +33,7 @@ from ..autoregressive import Autoregressive
 from ..conditioners import MaskedConditioner, RNNConditioner
 from ..nn import partition
 from ..transformers import RQSpline
+from ._feedback import tensor_of_shape
 from .change_of_variables import _call
 
 __all__ = ["check_invert", "check_mask", "check_passes", "layer"]
@@ -115,16 +116,8 @@ def check_invert(invert: Callable[[Autoregressive, Tensor], Tensor], n: int = 10
         if isinstance(out, (tuple, list)):
             print("Not yet: return only the points x (a tensor of shape (n, D)), not a tuple.")
             return False
-        try:
-            x = torch.as_tensor(out.detach() if isinstance(out, Tensor) else out, dtype=torch.float64)
-        except Exception:  # noqa: BLE001
-            print(f"Not yet: invert should return a tensor of shape {tuple(z.shape)}, got {type(out).__name__}.")
-            return False
-        if x.shape != z.shape:
-            print(f"Not yet: invert returned shape {tuple(x.shape)}, expected {tuple(z.shape)}.")
-            return False
-        if not torch.isfinite(x).all():
-            print("Not yet: the result has NaN or infinite values.")
+        x = tensor_of_shape("invert", out, z.shape, "one point x per row of z")
+        if x is None:
             return False
         if _close(x, x_true):
             continue

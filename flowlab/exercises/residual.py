@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._feedback import close, number
+from ._feedback import close, number, tensor_of_shape
 from .change_of_variables import _call
 
 __all__ = ["ITERATION_POINT", "check_iterations", "check_planar_det", "check_series", "iteration_block"]
@@ -150,13 +150,8 @@ def check_series(series: Callable, terms=(1, 4)) -> bool:
             ok, out = _call(series, g, x.clone(), v.clone(), n, name="series")
             if not ok:
                 return False
-            try:
-                got = torch.as_tensor(out.detach() if isinstance(out, Tensor) else out, dtype=torch.float64)
-            except Exception:  # noqa: BLE001
-                print(f"Not yet: series should return a tensor of shape (6,), got {type(out).__name__}.")
-                return False
-            if got.shape != (6,):
-                print(f"Not yet: series returned shape {tuple(got.shape)}; it should be one value per row, (6,).")
+            got = tensor_of_shape("series", out, (6,), "one value per row")
+            if got is None:
                 return False
             right = _reference(g, x, v, n)
             if torch.allclose(got, right, atol=1e-9, rtol=1e-9):

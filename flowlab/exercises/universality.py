@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ._feedback import tensor_of_shape
 from .change_of_variables import _call
 
 __all__ = ["SIGMA", "check_gaussian_kr", "check_inverse_cdf", "check_ordering"]
@@ -148,16 +149,8 @@ def check_inverse_cdf(inverse_cdf: Callable[[Tensor], Tensor], n: int = 2000, se
     ok, out = _call(inverse_cdf, u.clone(), name="inverse_cdf")
     if not ok:
         return False
-    try:
-        x = torch.as_tensor(out.detach() if isinstance(out, Tensor) else out, dtype=torch.float64)
-    except Exception:  # noqa: BLE001
-        print(f"Not yet: inverse_cdf should return a tensor of the shape of u, got {type(out).__name__}.")
-        return False
-    if x.shape != u.shape:
-        print(f"Not yet: inverse_cdf returned shape {tuple(x.shape)}, expected {tuple(u.shape)} (one x per level).")
-        return False
-    if not torch.isfinite(x).all():
-        print("Not yet: some values are NaN or infinite. Is a log taken of a negative number?")
+    x = tensor_of_shape("inverse_cdf", out, u.shape, "one x per level", hint="Is a log taken of a negative number?")
+    if x is None:
         return False
     want = _rayleigh_quantile(u)
     if torch.allclose(x, want, rtol=1e-9, atol=1e-9):

@@ -20,6 +20,7 @@ from .._checks import (
     check_positive_int,
     seeded_generator,
 )
+from ._gaussians import mixture_log_prob
 from .energies import ENERGIES, energy_log_z, u1_log_prob, u2_log_prob, u3_log_prob, u4_log_prob  # noqa: F401
 from .posteriors import (  # noqa: F401 - re-exported
     LOGISTIC_BOX,
@@ -179,8 +180,7 @@ def eight_gaussians_log_prob(x: Tensor, radius: float = 2.0, std: float = 0.15) 
     std = _scale("std", std)
     angle = 2 * math.pi * torch.arange(8, dtype=x.dtype, device=x.device) / 8
     centers = radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
-    d2 = (x[:, None, :] - centers[None]).pow(2).sum(-1)
-    return torch.logsumexp(-d2 / (2 * std**2), dim=1) - math.log(8) - math.log(2 * math.pi * std**2)
+    return mixture_log_prob(x, centers, std, log_weights=-math.log(8))
 
 
 SAMPLERS = {"circles": circles, "moons": moons, "8 gaussians": eight_gaussians}
@@ -292,10 +292,8 @@ def two_modes_log_prob(x: Tensor, separation: float = 6.0, std: float = 0.5, wei
     check_batch("x", x, 2)
     separation, std, weight = _two_modes_check(separation, std, weight)
     a = separation / 2
-    d1 = (x[:, 0] + a) ** 2 + x[:, 1] ** 2
-    d2 = (x[:, 0] - a) ** 2 + x[:, 1] ** 2
-    both = torch.stack([math.log(weight) - d1 / (2 * std**2), math.log(1 - weight) - d2 / (2 * std**2)])
-    return torch.logsumexp(both, dim=0) + math.log(2)
+    log_weights = (math.log(weight), math.log(1 - weight))
+    return mixture_log_prob(x, ((-a, 0.0), (a, 0.0)), std, log_weights, normalized=False) + math.log(2)
 
 
 def two_modes_log_z(std: float = 0.5) -> float:

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from .._checks import check_batch, check_positive_int
 from ..numerics import legendre_nodes
+from ._gaussians import mixture_log_prob
 
 __all__ = ["ENERGIES", "SCALE", "energy_log_z", "u1_log_prob", "u2_log_prob", "u3_log_prob", "u4_log_prob"]
 
@@ -60,7 +61,7 @@ def u1_log_prob(z: Tensor) -> Tensor:
     """
     check_batch("z", z, 2)
     ring = _gauss(z.norm(dim=1) - 2, 0.4)
-    bumps = torch.logsumexp(torch.stack([_gauss(z[:, 0] - 2, 0.6), _gauss(z[:, 0] + 2, 0.6)]), dim=0)
+    bumps = mixture_log_prob(z[:, :1], ((2.0,), (-2.0,)), 0.6, normalized=False)  # in z1, at +-2
     return ring + bumps
 
 
@@ -83,8 +84,8 @@ def u3_log_prob(z: Tensor) -> Tensor:
     """
     check_batch("z", z, 2)
     w1, w2, _ = _w(z[:, 0])
-    d = z[:, 1] - w1
-    return torch.logsumexp(torch.stack([_gauss(d, 0.35), _gauss(d + w2, 0.35)]), dim=0) + _wide(z[:, 0])
+    centres = torch.stack([w1, w1 - w2], dim=1)[..., None]  # of z2, per point: the wave and the branch
+    return mixture_log_prob(z[:, 1:], centres, 0.35, normalized=False) + _wide(z[:, 0])
 
 
 def u4_log_prob(z: Tensor) -> Tensor:
@@ -95,8 +96,8 @@ def u4_log_prob(z: Tensor) -> Tensor:
     """
     check_batch("z", z, 2)
     w1, _, w3 = _w(z[:, 0])
-    d = z[:, 1] - w1
-    return torch.logsumexp(torch.stack([_gauss(d, 0.4), _gauss(d + w3, 0.35)]), dim=0) + _wide(z[:, 0])
+    centres = torch.stack([w1, w1 - w3], dim=1)[..., None]  # of z2, per point: the wave and the step
+    return mixture_log_prob(z[:, 1:], centres, ((0.4,), (0.35,)), normalized=False) + _wide(z[:, 0])
 
 
 ENERGIES = {"U1": u1_log_prob, "U2": u2_log_prob, "U3": u3_log_prob, "U4": u4_log_prob}

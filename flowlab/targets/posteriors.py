@@ -18,6 +18,7 @@ from torch import Tensor
 from .._checks import check_batch, check_positive_float, check_positive_int
 from ..diagnostics import log_z_quadrature
 from ..numerics import gauss_legendre
+from ._gaussians import mixture_log_prob
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -151,7 +152,7 @@ def logistic_log_prob(theta: Tensor, n: int = 40, seed: int = 0, prior_std: floa
     s, y = (t.to(device=theta.device, dtype=theta.dtype) for t in logistic_data(n, seed))
     logits = theta[:, :1] + theta[:, 1:] * s  # (batch, n)
     log_lik = torch.nn.functional.logsigmoid(y * logits).sum(-1)
-    return log_lik - 0.5 * theta.pow(2).sum(-1) / tau**2 - math.log(2 * math.pi * tau**2)
+    return log_lik + mixture_log_prob(theta, theta.new_zeros(1, 2), tau)  # the prior N(0, tau^2 I): one component
 
 
 LOGISTIC_BOX = (-2.0, 6.0, -10.0, 2.0)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_batch, check_positive_float, check_positive_int
+from ._gaussians import LOG_2PI, mixture_log_prob
 
 __all__ = [
     "mixture_1d",
@@ -33,8 +34,6 @@ __all__ = [
     "three_bumps_kr",
     "three_bumps_log_prob",
 ]
-
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def _generator(seed: int | None) -> torch.Generator:
@@ -98,8 +97,7 @@ def mixture_1d_log_prob(x: Tensor, weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=
     """
     t = _column("x", x)
     w, m, s = (v.to(t) for v in _mixture(weights, locs, scales))
-    z = (t[:, None] - m) / s
-    return torch.logsumexp(torch.log(w) - 0.5 * z**2 - torch.log(s) - 0.5 * _LOG_2PI, dim=1)
+    return mixture_log_prob(t[:, None], m[:, None], s[:, None], torch.log(w))
 
 
 def mixture_1d_cdf(x: Tensor, weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8)) -> Tensor:
@@ -162,7 +160,7 @@ def rosenbrock_log_prob(x: Tensor, scale: float = 1.0, width: float = 0.35, curv
     scale, width = _banana_check(scale, width)
     x1, x2 = x.unbind(-1)
     r = (x2 - curvature * (x1**2 - scale**2)) / width
-    return -0.5 * (x1 / scale) ** 2 - 0.5 * r**2 - _LOG_2PI - math.log(scale * width)
+    return -0.5 * (x1 / scale) ** 2 - 0.5 * r**2 - LOG_2PI - math.log(scale * width)
 
 
 def rosenbrock_kr(x: Tensor, scale: float = 1.0, width: float = 0.35, curvature: float = 0.5) -> Tensor:
@@ -235,9 +233,7 @@ def three_bumps_log_prob(x: Tensor) -> Tensor:
     """
     check_batch("x", x, 2)
     w, m, s = _bumps(x)
-    z = (x[:, None, :] - m) / s
-    per = -0.5 * (z**2).sum(-1) - torch.log(s).sum(-1) - _LOG_2PI
-    return torch.logsumexp(torch.log(w) + per, dim=1)
+    return mixture_log_prob(x, m, s, torch.log(w))
 
 
 def three_bumps_kr(x: Tensor, order: Sequence[int] = (0, 1)) -> Tensor:
