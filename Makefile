@@ -49,19 +49,11 @@ chromium:
 test: $(VENV)/.installed chromium
 	$(THREADS_ENV) $(BIN)/python -m pytest
 
-# nbstripout as this clone's git filter (.gitattributes names it): whatever JupyterLab saves, git sees
-# the notebooks without outputs. --keep-id keeps the stored cell ids, so unchanged notebooks stay unchanged.
-NBSTRIPOUT := "$(abspath $(BIN))/python" -m nbstripout
-# what a running kernel adds to the notebook's metadata (the stored notebooks keep only the name)
-LANGUAGE_INFO := $(foreach k,codemirror_mode file_extension mimetype nbconvert_exporter pygments_lexer version,metadata.language_info.$(k))
+# JupyterLab at the repository root (see _ext/lab_server.py): nbstripout becomes this clone's git
+# filter for notebooks (.gitattributes names it), so git sees them without outputs whatever
+# JupyterLab saves, and a notebook that was only run stays clean in `git status`.
 lab: $(VENV)/.installed
-	@if git rev-parse --git-dir >/dev/null 2>&1; then \
-		git config filter.nbstripout.clean '$(NBSTRIPOUT) --keep-id' && \
-		git config filter.nbstripout.smudge cat && \
-		git config filter.nbstripout.required true && \
-		git config filter.nbstripout.extrakeys '$(LANGUAGE_INFO)' && \
-		git config diff.ipynb.textconv '$(NBSTRIPOUT) -t'; fi
-	$(THREADS_ENV) $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(THREADS_ENV) $(BIN)/python _ext/lab_server.py
 
 # Instructor and student notebooks of the auto-graded exercises, graded once each way (a few minutes).
 classroom: $(VENV)/.installed

@@ -119,8 +119,10 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root_dir, home, settings: dict | None = None, timeout: float = 60.0):
+def jupyter_lab(root_dir, home, settings: dict | None = None, timeout: float = 60.0, args=(), env=None):
     """Run ``jupyter lab`` serving ``root_dir`` on 127.0.0.1 (a free port, a random token); yields a `JupyterLab`.
+
+    ``args`` are further command-line options, ``env`` the server's environment (default: this one's).
 
     Every folder Jupyter writes to (config, data, runtime, user settings, workspaces, IPython) lies
     under ``home``, so nothing outside it changes. ``settings`` maps a JupyterLab plugin id (e.g.
@@ -154,7 +156,7 @@ def jupyter_lab(root_dir, home, settings: dict | None = None, timeout: float = 6
         pytest.fail(f"no `jupyter` next to {sys.executable}: install requirements.txt (it pins jupyterlab)", pytrace=False)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(
-        os.environ,
+        os.environ if env is None else env,
         JUPYTER_CONFIG_DIR=str(home / "config"),
         JUPYTER_DATA_DIR=str(home / "data"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
@@ -166,7 +168,7 @@ def jupyter_lab(root_dir, home, settings: dict | None = None, timeout: float = 6
         str(jupyter), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
         f"--LabApp.user_settings_dir={user_settings}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *args,
     ]
     log = open(home / "server.log", "wb")
     process = subprocess.Popen(command, cwd=str(root_dir), env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -1,11 +1,13 @@
 """The circles chapter's live dashboard, as a student meets it: in a real JupyterLab, in Chromium.
 
-Starts JupyterLab on 127.0.0.1 over a temporary copy of `book/` (autosave off as well), opens
-`book/circles.ipynb`, runs its imports cell (the first that imports flowlab) and its dashboard
+Starts JupyterLab on 127.0.0.1 as `make lab` does (`_ext/lab_server.py`: nbstripout as git's
+notebook filter, and its save hook) over a temporary git clone of `book/` (autosave off), checks
+that the chapter's MyST markup is rendered, opens `book/circles.ipynb`, runs its imports cell (the first that imports flowlab) and its dashboard
 cell (the one that makes ``fl.live.Trainer(...)``), skipping the chapter's long trainings in
 between as a reader in a hurry would, and uses the dashboard as a reader would: read the
 status, Start, watch the picture and the step counter move, Stop, choose "all data" as the batch,
-Start again, Stop. The page must log no JavaScript error and reach nothing off the machine.
+Start again, Stop, and saves: the file keeps its outputs and `git status` stays clean. The page
+must log no JavaScript error and reach nothing off the machine.
 
 The dashboard's parts are found by their CSS classes (ipywidgets ``add_class``):
 ``flowlab-status``, ``flowlab-steps``, ``flowlab-picture``, ``flowlab-batch``; its buttons by their
@@ -22,6 +24,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +33,9 @@ import pytest
 from browsing import chromium, jupyter_lab
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "_ext"))
+import lab_server  # noqa: E402  (make lab's launcher: git filter and save hook)
+
 NOTEBOOK = "book/circles.ipynb"
 IMPORTS = "import flowlab as fl"
 DASHBOARD = "fl.live.Trainer("
@@ -65,18 +71,35 @@ def _cell_with(notebook: Path, text: str) -> int:
     pytest.fail(f"{NOTEBOOK} has no code cell with {text!r}", pytrace=False)
 
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab serving a temporary copy of the book; yields the `browsing.JupyterLab`."""
+    """JupyterLab as `make lab` starts it, over a git clone of the book; yields the `browsing.JupyterLab`.
+
+    The clone holds `book/` and `.gitattributes`, committed, with nbstripout set as its notebook
+    filter by `_ext/lab_server.py` (what `make lab` runs), whose save hook the server gets too.
+    """
     before = _git_status_book()
     work = tmp_path_factory.mktemp("jupyterlab")
     root = work / "root"
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
-    copied = (root / NOTEBOOK).read_bytes()
-    with jupyter_lab(root, work / "home", settings=SETTINGS) as server:
+    for name in (".gitattributes", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    _git(root, "init", "-q")
+    lab_server.configure_git(root)
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=reader", "-c", "user.email=reader@localhost", "commit", "-q", "-m", "the book")
+    for notebook in sorted(root.glob("book/*.ipynb")):  # stored as the filter would store them
+        name = str(notebook.relative_to(root))
+        raw = _git(root, "hash-object", "--no-filters", name).strip()
+        assert raw == _git(root, "rev-parse", f"HEAD:{name}").strip(), f"nbstripout changes {name}: store it stripped"
+    with jupyter_lab(root, work / "home", settings=SETTINGS, args=[lab_server.SAVE_HOOK],
+                     env=lab_server.server_env()) as server:
         server.root = root
         yield server
-    assert (root / NOTEBOOK).read_bytes() == copied, "JupyterLab saved the notebook although autosave is off"
     after = _git_status_book()
     assert after == before, f"`git status --porcelain book/` changed during the test:\n{before}\n---\n{after}"
 
@@ -139,6 +162,15 @@ def test_circles_dashboard_in_jupyterlab(lab, browser):
         expect(page.get_by_role("button", name=re.compile(r"^(?!No Kernel).+ \| Idle$"))).to_be_visible(timeout=60_000)
         _shot(page, "1-opened")
 
+        # the book's MyST markup is rendered (jupyterlab-myst), not shown as source
+        exercises = page.locator(".jp-MarkdownCell", has_text="Which change matters?")
+        expect(exercises).to_have_count(1, timeout=30_000)
+        exercises.scroll_into_view_if_needed()
+        _shot(page, "1-myst")
+        markdown = "\n".join(page.locator(".jp-MarkdownCell .jp-MarkdownOutput").all_inner_texts())
+        raw = sorted({m for m in ("```{", "{exercise}", "{solution}", ":label:", "{doc}", "{cite") if m in markdown})
+        assert not raw, f"MyST markup shown as text in JupyterLab: {raw}"
+
         # run the imports cell, then the dashboard cell (select each in command mode, Ctrl+Enter)
         for i in (imports, index):
             cells.nth(i).locator(".jp-InputPrompt").first.click()
@@ -198,6 +230,18 @@ def test_circles_dashboard_in_jupyterlab(lab, browser):
         assert again > stopped, f"Start with all data did not carry on from step {stopped} (now {again})"
         assert not re.search(r"error|must be|diverg", status.inner_text(), re.I), status.inner_text()
         _shot(page, "6-stopped")
+
+        # save, as a reader would (the toolbar's save button): the outputs stay in the file, and git sees no change
+        page.locator(".jp-NotebookPanel-toolbar [data-command='docmanager:save']").first.click()
+        saved = lab.root / NOTEBOOK
+        try:
+            _wait_for(lambda: json.loads(saved.read_text())["cells"][index]["outputs"], "the saved notebook has no outputs")
+        finally:
+            _shot(page, "7-saved")
+        _wait_for(lambda: _git(lab.root, "status", "--porcelain") == "",
+                  lambda: "after saving, `git status` lists a notebook that was only run:\n"
+                  + _git(lab.root, "status", "--porcelain"))
+        assert _git(lab.root, "diff") == "", "git sees the saved outputs"
         print(f"JupyterLab: cells ran in {ran:.1f} s, whole test {time.perf_counter() - t0:.1f} s; "
               f"steps {stopped} then {again}")
 
@@ -205,6 +249,19 @@ def test_circles_dashboard_in_jupyterlab(lab, browser):
         assert not console.unexpected(), f"JavaScript errors in the console: {console.unexpected()}"
     finally:
         context.close()
+
+
+def _wait_for(condition, message, timeout: float = 30.0) -> None:
+    """Poll ``condition`` (falsy or raising counts as not yet) until it holds; fail with ``message`` (or its call)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
+        time.sleep(0.25)
+    raise AssertionError(message() if callable(message) else message)
 
 
 def _settled(steps, timeout: float = 10.0) -> int:
