@@ -3,7 +3,8 @@
 ``python -m flowlab.classroom [--out _build/classroom]`` reads every chapter in ``book/`` and
 writes one small instructor notebook per chapter that has auto-checked exercises:
 
-- the chapter's imports cell (read-only), and any one-line definitions the exercises rely on;
+- the chapter's imports cell (read-only), and any one-line definitions the exercises rely on
+  (with the calls that train or change them: ``flow = ...`` then ``fl.fit(flow, ...)``);
 - per exercise, its text, an answer cell whose solution sits between ``### BEGIN SOLUTION`` and
   ``### END SOLUTION`` (after the stub the reader sees in the chapter), and a grade cell that
   asserts the same ``flowlab.exercises`` checker the chapter calls (1 point).
@@ -78,6 +79,12 @@ def _is_check_call(node: ast.stmt) -> bool:
     return name.startswith("check_")
 
 
+def _takes_first(node: ast.stmt, name: str) -> bool:
+    """A top-level call whose first argument is the variable ``name``: ``fit(name, ...)``."""
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and bool(node.value.args)
+            and isinstance(node.value.args[0], ast.Name) and node.value.args[0].id == name)
+
+
 def _split(code: str) -> tuple[str, str | None]:
     """``code`` before its first checker call, and that call's source (``None`` without one)."""
     tree = ast.parse(code)
@@ -112,7 +119,8 @@ def exercises(path: Path) -> tuple[str, str, list[dict], list[str]]:
     if not code_cells:
         return title, "", [], []
     imports = _code(cells[code_cells[0]])
-    # one-statement definitions elsewhere in the chapter, usable when a name is bound only once
+    # one-statement definitions elsewhere in the chapter, usable when a name is bound only once,
+    # with the calls later in the same cell that take it as first argument (``fl.fit(flow, ...)``)
     assigns: dict[str, list[str]] = {}
     for i in code_cells[1:]:
         code = _code(cells[i])
@@ -120,9 +128,12 @@ def exercises(path: Path) -> tuple[str, str, list[dict], list[str]]:
             tree = ast.parse(code)
         except SyntaxError:
             continue
-        for node in tree.body:
+        for k, node in enumerate(tree.body):
             for name in _defined(ast.get_source_segment(code, node) or ""):
                 seg = ast.get_source_segment(code, node) if isinstance(node, ast.Assign) else None
+                if seg is not None:
+                    seg = "\n".join([seg] + [ast.get_source_segment(code, later) for later in tree.body[k + 1:]
+                                             if _takes_first(later, name)])
                 assigns.setdefault(name, []).append(seg)
     found, skipped, state, current = [], [], None, None
     for i, cell in enumerate(cells):

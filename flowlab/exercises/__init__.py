@@ -4,8 +4,8 @@ Each checker takes the student's answer, compares it with a value computed indep
 prints helpful feedback (returning ``True`` when the answer is right).
 """
 
-from . import (autoregressive, change_of_variables, composition, continuous, jacobians, linear, objectives, practice,
+from . import (autoregressive, change_of_variables, circles, composition, continuous, jacobians, linear, objectives, practice,
                residual, universality)
 
-__all__ = ["autoregressive", "change_of_variables", "composition", "continuous", "jacobians", "linear", "objectives", "practice",
+__all__ = ["autoregressive", "change_of_variables", "circles", "composition", "continuous", "jacobians", "linear", "objectives", "practice",
            "residual", "universality"]
