@@ -43,7 +43,7 @@ def configure_git(root: Path, python: str = sys.executable) -> None:
                        ("filter.nbstripout.smudge", "cat"),
                        ("filter.nbstripout.required", "true"),
                        ("filter.nbstripout.extrakeys", " ".join(LANGUAGE_INFO)),
-                       ("diff.ipynb.textconv", f"{nbstripout} -t")):
+                       ("diff.ipynb.textconv", f"{nbstripout} -t --keep-id")):
         _git(root, "config", key, value)
 
 
