@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,27 +96,51 @@ def jupyter_book_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "jupyter_book"]
 
 
-def build(root: Path) -> BookBuild:
-    """`jupyter-book build ROOT --all -W -n --keep-going`: every page re-read, every chapter executed.
+class RunningBuild:
+    """`jupyter-book build ROOT --all -W -n --keep-going`, started now in the background.
 
-    `--all` matters: an incremental build re-executes nothing and repeats no earlier warning.
-    The log goes to _build/.
+    Every page is re-read and every chapter executed (`--all` matters: an incremental build
+    re-executes nothing and repeats no earlier warning). `result()` waits for the end and writes
+    the log to _build/; `stop()` ends a build that is no longer wanted.
     """
-    root = Path(root).resolve()
-    command = [*jupyter_book_command(), "build", str(root), "--all", "-W", "-n", "--keep-going"]
-    start = time.monotonic()
-    proc = subprocess.run(
-        command,
-        cwd=root,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    result = BookBuild(root, root / "_build" / "html", proc.stdout, time.monotonic() - start, proc.returncode, command)
-    result.log_path.parent.mkdir(exist_ok=True)
-    result.log_path.write_text(f"# exit {proc.returncode}, {result.seconds:.0f} s\n" + proc.stdout)
-    return result
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.command = [*jupyter_book_command(), "build", str(self.root), "--all", "-W", "-n", "--keep-going"]
+        self._log = tempfile.TemporaryFile("w+")
+        self._start = time.monotonic()
+        self._process = subprocess.Popen(self.command, cwd=self.root, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                         stdout=self._log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self._end: list[float] = []
+        self._waiter = threading.Thread(target=self._wait, daemon=True)
+        self._waiter.start()
+
+    def _wait(self) -> None:
+        self._process.wait()
+        self._end.append(time.monotonic())
+
+    def result(self) -> BookBuild:
+        self._waiter.join()
+        self._log.seek(0)
+        log = self._log.read()
+        seconds = self._end[0] - self._start
+        result = BookBuild(self.root, self.root / "_build" / "html", log, seconds, self._process.returncode, self.command)
+        result.log_path.parent.mkdir(exist_ok=True)
+        result.log_path.write_text(f"# exit {self._process.returncode}, {seconds:.0f} s\n" + log)
+        return result
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+
+def build(root: Path) -> BookBuild:
+    """Build the book (see `RunningBuild`) and wait for the result."""
+    return RunningBuild(root).result()
 
 
 def previous_build(root: Path) -> BookBuild:

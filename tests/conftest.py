@@ -16,9 +16,10 @@ import os
 import pytest
 import torch
 
-from bookbuild import REPO, BookBuild, build, previous_build
+from bookbuild import REPO, BookBuild, RunningBuild, build, previous_build
 
 _BUILD_SECONDS: list[float] = []  # for the summary line at the end of the run
+_BACKGROUND: list[RunningBuild] = []  # the book build started when collection ends
 
 
 def pytest_addoption(parser):
@@ -37,6 +38,29 @@ def pytest_configure(config):
     # the same for the kernels that nbmake and the book build start (they inherit the environment):
     # on 2 cores, the opening chapter ran >5x slower with torch's default of 2 threads per kernel
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _needs_book(item) -> bool:
+    return "book" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the tests that read the built book run last: the build, started in the background as soon
+    # as collection ends, executes the chapters (one core) while the other tests run
+    items.sort(key=_needs_book)
+
+
+def pytest_collection_finish(session):
+    config = session.config
+    if config.option.collectonly or config.getoption("--book-prebuilt"):
+        return
+    if any(_needs_book(item) for item in session.items):
+        _BACKGROUND.append(RunningBuild(config.getoption("--book-root")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for running in _BACKGROUND:  # a run that ends early (-x, Ctrl-C) leaves no build behind
+        running.stop()
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +99,15 @@ def data():
 def book(request) -> BookBuild:
     """The book, built once per run with `jupyter-book build . --all -W -n --keep-going` (every chapter executed).
 
-    Fails every test that uses it, with the end of the build log, if the build fails or warns.
+    The build starts in the background when collection ends (`pytest_collection_finish`) and
+    the tests that need it run last. Fails every test that uses it, with the end of the build
+    log, if the build fails or warns.
     """
     root = request.config.getoption("--book-root")
     if request.config.getoption("--book-prebuilt"):
         result = previous_build(root)
     else:
-        result = build(root)
+        result = _BACKGROUND[0].result() if _BACKGROUND else build(root)
         _BUILD_SECONDS.append(result.seconds)
     problems = result.problems()
     if problems:
