@@ -123,6 +123,7 @@ class RunningBuild:
         self._waiter.join()
         self._log.seek(0)
         log = self._log.read()
+        self._log.close()
         seconds = self._end[0] - self._start
         result = BookBuild(self.root, self.root / "_build" / "html", log, seconds, self._process.returncode, self.command)
         result.log_path.parent.mkdir(exist_ok=True)

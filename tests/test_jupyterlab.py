@@ -56,6 +56,8 @@ HARMLESS_CONSOLE = ()
 # Timeouts (ms), generous for a busy 2-core machine.
 RUN_CELLS_MS = 120_000
 STEP_MS = 30_000
+# seconds from the click on Save to the file on disk (about 1 s on a quiet machine)
+SAVE_S = 60
 
 
 def _git_status_book() -> str:
@@ -235,10 +237,11 @@ def test_circles_dashboard_in_jupyterlab(lab, browser):
         page.locator(".jp-NotebookPanel-toolbar [data-command='docmanager:save']").first.click()
         saved = lab.root / NOTEBOOK
         try:
-            _wait_for(lambda: json.loads(saved.read_text())["cells"][index]["outputs"], "the saved notebook has no outputs")
+            _wait_for(page, lambda: json.loads(saved.read_text())["cells"][index]["outputs"],
+                      f"the saved notebook has no outputs {SAVE_S} s after Save", timeout=SAVE_S)
         finally:
             _shot(page, "7-saved")
-        _wait_for(lambda: _git(lab.root, "status", "--porcelain") == "",
+        _wait_for(page, lambda: _git(lab.root, "status", "--porcelain") == "",
                   lambda: "after saving, `git status` lists a notebook that was only run:\n"
                   + _git(lab.root, "status", "--porcelain"))
         assert _git(lab.root, "diff") == "", "git sees the saved outputs"
@@ -251,8 +254,12 @@ def test_circles_dashboard_in_jupyterlab(lab, browser):
         context.close()
 
 
-def _wait_for(condition, message, timeout: float = 30.0) -> None:
-    """Poll ``condition`` (falsy or raising counts as not yet) until it holds; fail with ``message`` (or its call)."""
+def _wait_for(page, condition, message, timeout: float = 30.0) -> None:
+    """Poll ``condition`` (falsy or raising counts as not yet) until it holds; fail with ``message`` (or its call).
+
+    Waits with ``page.wait_for_timeout``, never ``time.sleep``: the page's requests pass through
+    the `Console` route handler, which runs only while Playwright is called.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -260,7 +267,7 @@ def _wait_for(condition, message, timeout: float = 30.0) -> None:
                 return
         except (OSError, ValueError, KeyError, IndexError):
             pass
-        time.sleep(0.25)
+        page.wait_for_timeout(250)
     raise AssertionError(message() if callable(message) else message)
 
 
