@@ -208,12 +208,12 @@ class Explorer:
                        for i, v in enumerate((0.4, 0.8))]
         self.button = w.Button(description=f"train a flow ({steps} steps)")
         self.status = w.Label("move a slider, or train a flow to overlay its map")
-        self.out = w.Output()
+        self.picture = w.Image(format="png")
         for s in [self.weight, *self.locs, *self.scales]:
             s.observe(self._changed, names="value")
         self.button.on_click(lambda _: self.train())
         self.widget = w.VBox([w.HBox([self.weight, *self.locs]), w.HBox([*self.scales, self.button]), self.status,
-                              self.out])
+                              self.picture])
         self.draw()
 
     def settings(self) -> dict:
@@ -223,16 +223,15 @@ class Explorer:
                     scales=tuple(s.value for s in self.scales))
 
     def draw(self) -> None:
+        """Redraw the three panels into the picture (PNG bytes in an image widget: no output
+        capture, so the same code runs in a kernel, in a notebook executed headless, or in none)."""
         import matplotlib.pyplot as plt
-        from IPython import get_ipython
-        from IPython.display import display
 
         fig = panel(**self.settings(), flow=self.flow, n=2000)
-        if get_ipython() is not None:  # outside a kernel there is nothing to draw into
-            with self.out:
-                self.out.clear_output(wait=True)
-                display(fig)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, facecolor="white")
         plt.close(fig)
+        self.picture.value = buf.getvalue()
 
     def _changed(self, _change) -> None:
         self.flow = None
