@@ -139,11 +139,6 @@ class RunningBuild:
                 os.killpg(self._process.pid, signal.SIGKILL)
 
 
-def build(root: Path) -> BookBuild:
-    """Build the book (see `RunningBuild`) and wait for the result."""
-    return RunningBuild(root).result()
-
-
 def previous_build(root: Path) -> BookBuild:
     """The last build's result, read back from _build/ (for --book-prebuilt)."""
     root = Path(root).resolve()

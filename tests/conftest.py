@@ -16,7 +16,7 @@ import os
 import pytest
 import torch
 
-from bookbuild import REPO, BookBuild, RunningBuild, build, previous_build
+from bookbuild import REPO, BookBuild, RunningBuild, previous_build
 
 _BUILD_SECONDS: list[float] = []  # for the summary line at the end of the run
 _BACKGROUND: list[RunningBuild] = []  # the book build started when collection ends
@@ -107,7 +107,7 @@ def book(request) -> BookBuild:
     if request.config.getoption("--book-prebuilt"):
         result = previous_build(root)
     else:
-        result = _BACKGROUND[0].result() if _BACKGROUND else build(root)
+        result = (_BACKGROUND[0] if _BACKGROUND else RunningBuild(root)).result()
         _BUILD_SECONDS.append(result.seconds)
     problems = result.problems()
     if problems:

@@ -12,15 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
-def requirements(path: Path) -> list[str]:
-    """The requirement lines of a file, comments and blank lines dropped, in order."""
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+def requirement_lines(text: str) -> list[str]:
+    """The requirement lines of a requirements file's text, comments and blank lines dropped, in order."""
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return [line for line in lines if line]
 
 
 def test_binder_pins_equal_the_pinned_set():
-    main = requirements(ROOT / "requirements.txt")
-    binder = requirements(ROOT / "binder" / "requirements.txt")
+    main = requirement_lines((ROOT / "requirements.txt").read_text())
+    binder = requirement_lines((ROOT / "binder" / "requirements.txt").read_text())
     assert CPU_INDEX in binder, "binder/requirements.txt must take torch from the CPU wheel index"
     assert "-e ." in main and "-e ." not in binder
     assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_binder import requirement_lines  # the one parser of requirements files
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -44,11 +45,6 @@ def colab_cells() -> dict[str, dict]:
         assert len(cells) == 1, f"{path.name}: {len(cells)} cells mention google.colab, expected one"
         found[path.name] = cells[0]
     return found
-
-
-def requirement_lines(text: str) -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return [line for line in lines if line]
 
 
 def chapter_pins() -> list[str]:

@@ -61,8 +61,7 @@ SAVE_S = 60
 
 
 def _git_status_book() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--", "book/"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout
+    return _git(REPO, "status", "--porcelain", "--", "book/")
 
 
 def _cell_with(notebook: Path, text: str) -> int:
