@@ -27,7 +27,8 @@ from .device import available_devices, default_device
 from .linear import LU, ActNorm, Glow, Linear, Permutation, Reverse, Triangular, mixing
 from . import lipschitz
 from .residual import Planar, PlanarFlow, ResidualBlock, ResidualFlow, Sylvester, SylvesterFlow
-from .train import History, Training, fit, forward_kl, reverse_kl, split
+from .objectives import forward_kl, reverse_kl
+from .train import History, Training, fit, split
 from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 __version__ = "0.1.0"

@@ -225,13 +225,7 @@ class Explorer:
     def draw(self) -> None:
         """Redraw the three panels into the picture (PNG bytes in an image widget: no output
         capture, so the same code runs in a kernel, in a notebook executed headless, or in none)."""
-        import matplotlib.pyplot as plt
-
-        fig = panel(**self.settings(), flow=self.flow, n=2000)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, facecolor="white")
-        plt.close(fig)
-        self.picture.value = buf.getvalue()
+        self.picture.value = figure_png(panel(**self.settings(), flow=self.flow, n=2000))
 
     def _changed(self, _change) -> None:
         self.flow = None
