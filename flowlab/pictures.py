@@ -32,9 +32,10 @@ from .core import Flow
 LEVELS = 240
 WHITE, DATA, SAMPLE, FRAME, TEXT = 240, 241, 242, 243, 244
 _FIXED = [(255, 255, 255), (200, 200, 200), (214, 39, 40), (110, 110, 110), (40, 40, 40)]
-GAP, BAR = 12, 10  # pixels between the panels, width of the colour bar
-# margins for the numbers: left of the left panel, right of the colour bar, above and below the panels
-LEFT, RIGHT, TOP, BOTTOM = 32, 46, 4, 11
+GAP, BAR = 10, 10  # pixels between the panels, width of the colour bar
+# margins for the numbers: right of the colour bar (any number of 6 characters), above and below the
+# panels; the margin left of the left panel fits the numbers of its axis (:func:`left_margin`)
+RIGHT, TOP, BOTTOM = 37, 4, 11
 
 # A 5 x 7 pixel font for the numbers on the axes and the colour bar ('#' is ink).
 _GLYPHS = {
@@ -50,13 +51,18 @@ _FONT = {c: np.array([[ch == "#" for ch in row] for row in g.split("|")]) for c,
 
 
 def number(value: float) -> str:
-    """A short number for the pictures: ``0.153``, ``12.3``, ``1.5e-5``, ``2e3``."""
+    """A number in at most 6 characters for the pictures: ``0.153``, ``12.3``, ``1.5e-5``, ``2e3``,
+    ``2e-10`` (one significant digit when two do not fit)."""
     if value == 0:
         return "0"
     if 1e-2 <= abs(value) < 1e3:
         return f"{value:.3g}"
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    for digits in (1, 0):
+        mantissa, exponent = f"{value:.{digits}e}".split("e")
+        text = f"{mantissa.rstrip('0').rstrip('.') if '.' in mantissa else mantissa}e{int(exponent)}"
+        if len(text) <= 6:
+            break
+    return text
 
 
 def text_width(text: str) -> int:
@@ -176,9 +182,15 @@ def _frame(panel: np.ndarray, extent: float) -> None:
         panel[size - 1 - at, :5] = FRAME
 
 
-def shape(size: int) -> tuple[int, int]:
-    """``(height, width)`` in pixels of a picture whose panels are ``size`` pixels wide."""
-    return TOP + size + BOTTOM, LEFT + 2 * size + 2 * GAP + BAR + RIGHT
+def left_margin(extent: float, size: int) -> int:
+    """The margin left of the left panel: room for the numbers of its axis."""
+    return 4 + max(text_width(number(value)) for value, _, numbered in ticks(extent, size) if numbered)
+
+
+def shape(size: int, extent: float) -> tuple[int, int]:
+    """``(height, width)`` in pixels of a picture of the square ``[-extent, extent]^2`` whose
+    panels are ``size`` pixels wide."""
+    return TOP + size + BOTTOM, left_margin(extent, size) + 2 * size + 2 * GAP + BAR + RIGHT
 
 
 def picture(log_density: np.ndarray, samples: np.ndarray, points: np.ndarray | None, extent: float,
@@ -188,7 +200,7 @@ def picture(log_density: np.ndarray, samples: np.ndarray, points: np.ndarray | N
     numbered from 0 at the bottom to the largest density at the top. ``log_density`` is a
     (G, G) grid whose row 0 is the top (largest :math:`x_2`); both panels show the square
     [-extent, extent]^2, numbered along the bottom of both and the left edge of the left one.
-    The shape is :func:`shape` of ``size``."""
+    The shape is :func:`shape` of ``size`` and ``extent``."""
     left = np.full((size, size), WHITE, dtype=np.uint8)
     if points is not None:
         _splat(left, points, extent, DATA, 2)
@@ -202,20 +214,21 @@ def picture(log_density: np.ndarray, samples: np.ndarray, points: np.ndarray | N
     bar = np.repeat(np.linspace(LEVELS - 1, 0, size).round().astype(np.uint8)[:, None], BAR, 1)
     bar[[0, -1], :] = FRAME
     bar[:, [0, -1]] = FRAME
-    out = np.full(shape(size), WHITE, dtype=np.uint8)
+    out = np.full(shape(size, extent), WHITE, dtype=np.uint8)
     rows = slice(TOP, TOP + size)
-    x_right, x_bar = LEFT + size + GAP, LEFT + 2 * size + 2 * GAP
-    out[rows, LEFT : LEFT + size] = left
+    left_x = left_margin(extent, size)
+    x_right, x_bar = left_x + size + GAP, left_x + 2 * size + 2 * GAP
+    out[rows, left_x : left_x + size] = left
     out[rows, x_right : x_right + size] = right
     out[rows, x_bar : x_bar + BAR] = bar
     for value, at, numbered in ticks(extent, size):
         if numbered:
             label = number(value)
             half = text_width(label) // 2
-            for x in (LEFT, x_right):  # under both panels, where the number stays within half the gap
+            for x in (left_x, x_right):  # under both panels, where the number stays within half the gap
                 if -GAP // 2 < at - half and at + half < size - 1 + GAP // 2:
                     write(out, label, x + at, TOP + size + 3, align="center")
-            write(out, label, LEFT - 3, TOP + size - 1 - at - 3, align="right")
+            write(out, label, left_x - 3, TOP + size - 1 - at - 3, align="right")
     if np.isfinite(top):
         write(out, number(math.exp(top)) if top < 700 else "", x_bar + BAR + 3, TOP - 3)
         write(out, "0", x_bar + BAR + 3, TOP + size - 4)
@@ -273,12 +286,12 @@ class Painter:
     @property
     def width(self) -> int:
         """Width of the picture in pixels."""
-        return shape(self.size)[1]
+        return shape(self.size, self.extent)[1]
 
     @property
     def height(self) -> int:
         """Height of the picture in pixels (the panels are :attr:`size` pixels high)."""
-        return shape(self.size)[0]
+        return shape(self.size, self.extent)[0]
 
     def set_grid(self, grid: int) -> None:
         """Evaluate the density on a ``grid x grid`` lattice (:func:`lattice`) from now on."""

@@ -55,27 +55,27 @@ def test_every_frame_decodes_as_an_image_and_is_in_the_page_once(recorded):
     for data in frames:
         assert data.startswith(PNG)
         image = matplotlib.image.imread(io.BytesIO(data), format="png")
-        assert image.shape[:2] == shape(200) and np.isfinite(image).all()
+        assert image.shape[:2] == shape(200, recorded.extent) and np.isfinite(image).all()
     # the pictures change as the flow learns
     assert recorded.frames[0] != recorded.frames[-1]
 
 
 def test_the_colour_bar_is_numbered_with_the_peak_density(recorded):
     """The top of each frame's colour bar carries that frame's largest density, in the picture itself."""
-    from flowlab.pictures import BAR, GAP, LEFT, TEXT
+    from flowlab.pictures import BAR, GAP, TEXT, left_margin
 
     for frame, peak in zip(recorded.frames[::10], recorded.peaks[::10]):
         image = np.round(matplotlib.image.imread(io.BytesIO(frame), format="png")[..., :3] * 255).astype(int)
-        x = LEFT + 2 * 200 + 2 * GAP + BAR + 3  # where the numbers of the colour bar start
-        drawn = np.zeros(shape(200), np.uint8)
+        x = left_margin(recorded.extent, 200) + 2 * 200 + 2 * GAP + BAR + 3  # where the colour bar's numbers start
+        drawn = np.zeros(shape(200, recorded.extent), np.uint8)
         write(drawn, number(peak), x, 1)
         ink = drawn == TEXT
         assert ink.sum() > 10 and (image[ink] == [40, 40, 40]).all(), f"the colour bar's top does not read {number(peak)}"
 
 
 def test_numbers_for_the_pictures():
-    assert [number(v) for v in (0, 0.1534, 12.34, 153.4, 2000.0, 1.5e-5, -3e20)] == \
-        ["0", "0.153", "12.3", "153", "2e3", "1.5e-5", "-3e20"]
+    assert [number(v) for v in (0, 0.1534, 12.34, 153.4, 2000.0, 1.5e-5, -3e20, 1.6e-10, 1e-300)] == \
+        ["0", "0.153", "12.3", "153", "2e3", "1.5e-5", "-3e20", "2e-10", "1e-300"]
     from flowlab.pictures import RIGHT
 
     # a colour bar's top fits in the margin right of the bar

@@ -301,10 +301,10 @@ class Trainer:
         ui.caption.value = (f'<span style="opacity:0.8">{html.escape(s.caption)} '
                             f"Objective: {s.target_object.objective}.</span>")
         first, *rest = s.progress()
-        speed = [p for p in rest if p.endswith("steps/s")]
+        speed = [p for p in rest if p.endswith("steps/s")]  # hidden once the kernel is gone (STYLE)
         words = [f"<b>{html.escape(first)}</b>"] + [html.escape(p) for p in rest if p not in speed]
-        words += [f'<span class="flowlab-live">{html.escape(p)}</span>' for p in speed]
-        ui.counter.value = " \u00b7 ".join(words)
+        ui.counter.value = " \u00b7 ".join(words) + "".join(
+            f'<span class="flowlab-live"> \u00b7 {html.escape(p)}</span>' for p in speed)
 
     def _repr_mimebundle_(self, **kwargs):
         data = dict(self.widget._repr_mimebundle_(**kwargs) or {})

@@ -41,6 +41,8 @@ which out-of-memory errors are too) and Python's ``MemoryError``."""
 
 MIN_GRID = 16
 """The coarsest lattice the view evaluates the density on while training runs (to keep its rate)."""
+CHART_WIDTH = 420
+"""Width of the loss chart in pixels: beside a picture of 200-pixel panels it fits a laptop's notebook."""
 
 
 def restore_last_good(run: Training) -> None:
@@ -96,7 +98,7 @@ class Session:
                  parts: int | None = DEFAULTS["parts"], lr: float = DEFAULTS["lr"],
                  batch_size: int | None = DEFAULTS["batch_size"], steps: int = DEFAULTS["steps"],
                  device=DEFAULTS["device"], *, mixing: str = DEFAULTS["mixing"], seed: int = DEFAULTS["seed"],
-                 threads: int = 1, fps: float = 15.0, valid_every: int = 20, size: int = 224, grid: int = 48,
+                 threads: int = 1, fps: float = 15.0, valid_every: int = 20, size: int = 200, grid: int = 48,
                  on_update: Callable[[], None] | None = None):
         for other in list(_SESSIONS):  # a re-run cell: the old dashboard stops training
             if other.running:
@@ -394,7 +396,8 @@ class Session:
                 self._sample_every = min(math.ceil(2 * self.fps), max(1, math.ceil(took / (0.2 / self.fps))))
             self.picture, self.peak = self.painter.render(self._mirror, self._samples)
             t = self.target_object
-            self.chart = loss_chart(loss, vs, vn, t.reference, total, reference_label=t.reference_label)
+            self.chart = loss_chart(loss, vs, vn, t.reference, total, width=CHART_WIDTH,
+                                    reference_label=t.reference_label)
             self.caption = caption(self.painter.extent, t.points_label, self.peak)
             if self.running:
                 self._frames.append((time.perf_counter(), n))
