@@ -15,7 +15,9 @@ prints the size of a replay of two configurations.
     python bench/live.py --families MAF "continuous (CNF)"
 
 On a shared machine the times are upper bounds: the script prints the load average before and
-after.
+after. The view thread's CPU time per picture depends little on the load: a picture every
+1/15 s needs at most 67 ms of it (the training thread takes the rest of the CPU and competes
+for the GIL, so the view gets about half of a core).
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def main() -> None:
     devices = [d for d in fl.available_devices() if d == "cpu" or d.startswith("cuda")]
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {load():.1f}, devices: {', '.join(devices)}")
     print(f"{'device':8} {'flow':36} {'updates/s':>9} {'first frame':>11} {'first step shown':>16} "
-          f"{'steps/s':>8} {'frames':>6}")
+          f"{'steps/s':>8} {'frames':>6} {'view CPU/frame':>14}")
     for device in devices:
         for family in args.families:
             config = dict(family=family, layers=4, hidden=64)
@@ -98,7 +100,7 @@ def main() -> None:
             name = f"{family} x4"
             print(f"{device:8} {name:36} {s['updates_per_s']:9.1f} {s['first_frame_s'] * 1000:9.0f}ms "
                   f"{s['first_step_frame_s'] * 1000:14.0f}ms "
-                  f"{s['steps_per_s']:8.0f} {s['frames']:6d} {s['message']}")
+                  f"{s['steps_per_s']:8.0f} {s['frames']:6d} {s['view_cpu_s'] * 1000:12.1f}ms {s['message']}")
     if args.fresh:
         print(f"\nfirst Start in a fresh process (default dashboard on {args.target}), load average {load():.1f}")
         print(f"{'Start':>18} {'import flowlab':>14} {'build':>7} {'first step shown':>16} {'updates/s':>9}")

@@ -122,7 +122,7 @@ class Session:
         self._done.set()
         self._threads: list[threading.Thread] = []
         self._frames: list[tuple[float, int]] = []  # (time, step) of each picture of the run
-        self._started = self._speed = 0.0
+        self._started = self._speed = self._view_cpu = 0.0
         self._run_start = 0  # the step at which the current run began
         self._live_grid = self.grid
         self._folds = ""
@@ -289,7 +289,7 @@ class Session:
         self.error, self._folds = None, ""
         self._stop.clear()
         self._done.clear()
-        self._frames, self._speed, self._started = [], 0.0, clicked
+        self._frames, self._speed, self._started, self._view_cpu = [], 0.0, clicked, 0.0
         self.painter.set_grid(self._live_grid)
         self.say(f"Training on {self._settings['device']}...")
         self._threads = [threading.Thread(target=self._train, args=(self.run,), daemon=True),
@@ -356,7 +356,7 @@ class Session:
         torch.set_num_threads(1)
         interval = 1.0 / self.fps
         while True:
-            t0 = time.perf_counter()
+            t0, cpu = time.perf_counter(), time.thread_time()
             done = self._done.is_set()
             if done:
                 self.painter.set_grid(self.grid)  # the last picture of a run at full resolution
@@ -367,6 +367,7 @@ class Session:
                 self.error = e
             if done:
                 return
+            self._view_cpu += time.thread_time() - cpu
             took = time.perf_counter() - t0
             g = self.painter.grid  # keep the rate up: a coarser lattice when drawing is slow
             if took > 0.6 * interval and g > min(MIN_GRID, self.grid):
@@ -471,14 +472,17 @@ class Session:
     def stats(self) -> dict:
         """View and training speed of the last run: ``frames`` (pictures drawn), ``updates_per_s``,
         ``first_frame_s`` (seconds from the call of :meth:`start` to the first picture),
-        ``first_step_frame_s`` (to the first picture that shows a trained step) and ``steps_per_s``."""
+        ``first_step_frame_s`` (to the first picture that shows a trained step), ``steps_per_s``
+        and ``view_cpu_s`` (the view thread's CPU time per picture while training ran: on a busy
+        machine it says what the view would need on a free core)."""
         times = [t - self._started for t, _ in self._frames]
         first = self._frames[0][1] if self._frames else 0
         moved = [t - self._started for t, n in self._frames if n > first]
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         return {"frames": len(times), "updates_per_s": (len(times) - 1) / span if span > 0 else 0.0,
                 "first_frame_s": times[0] if times else float("nan"),
-                "first_step_frame_s": moved[0] if moved else float("nan"), "steps_per_s": self._speed}
+                "first_step_frame_s": moved[0] if moved else float("nan"), "steps_per_s": self._speed,
+                "view_cpu_s": self._view_cpu / len(times) if times else float("nan")}
 
     # ------------------------------------------------------------------ replay
 
