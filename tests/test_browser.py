@@ -257,8 +257,8 @@ def _record_weight(book, page: str, weight: dict) -> None:
 def test_page_reads_well(browser, site, book, page):
     """On a desktop screen: every figure has alt text that describes it, is shown at 60 % of its
     width or more or opens at full size, and its smallest text is at least 9 px as seen; code
-    cells fit their box; no control is dead; and the page's cold weight is recorded (the widget
-    manager only where a widget is shown)."""
+    cells fit their box; no control is dead; no table header is empty; and the page's cold
+    weight is recorded (the widget manager only where a widget is shown)."""
     weight = page_weight(browser, f"{site}/{page}.html", viewport=DESKTOP)
     html = (book.html / f"{page}.html").read_text()
     weight["replays"] = sum(len(m) for m in re.findall(r'<div id="flowlab-replay-.*?</script>\s*</div>', html, re.S))
@@ -285,7 +285,9 @@ def test_page_reads_well(browser, site, book, page):
             ".map(e => e.getAttribute('aria-label') || e.textContent || e.title || e.type)"
         )
         problems += [f"a widget control that needs a kernel: {name!r}" for name in dead]
-        assert not problems, f"{len(problems)} problem(s) on {page}:\n" + "\n".join(problems)
+        empty = p.evaluate("() => [...document.querySelectorAll('article th')].filter(th => !th.textContent.trim())"
+                           ".map(th => th.closest('table').innerText.trim().split('\\n')[0].slice(0, 50))")
+        problems += [f"a table header cell without text (screen readers announce nothing): {row!r}" for row in empty]
         zoomable = p.locator("img.flowlab-zoomable")
         if zoomable.count():
             natural = zoomable.first.evaluate("i => i.naturalWidth")
@@ -295,6 +297,7 @@ def test_page_reads_well(browser, site, book, page):
             p.keyboard.press("Escape")
             assert p.locator(".flowlab-zoom").count() == 0, "Escape did not close the full-size figure"
         _check_explorers(p)
+        assert not problems, f"{len(problems)} problem(s) on {page}:\n" + "\n".join(problems)
     finally:
         visit.close()
 
