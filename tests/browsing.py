@@ -224,11 +224,30 @@ def _kind(url: str, content_type: str) -> str:
     return content_type.split(";")[0] or "other"
 
 
+def loaded_weight(page) -> dict:
+    """What the browser downloaded for the page now open in ``page`` (a Playwright page, opened in
+    a fresh context so that nothing came from a cache), in bytes, from its resource timing:
+    ``total``, ``by_kind`` (html, script, style, font, image, widget manager), ``requests``, and
+    ``inline``: how much of the HTML is base64 images written into the page (replay frames,
+    data URIs)."""
+    entries = page.evaluate(
+        "() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+        ".map(e => [e.name, e.decodedBodySize, e.initiatorType])"
+    )
+    inline = page.evaluate(
+        "() => [...document.querySelectorAll('[src^=\"data:\"]')].reduce((n, e) => n + e.getAttribute('src').length, 0)"
+        " + [...document.querySelectorAll('script:not([src])')].reduce((n, s) =>"
+        " n + (s.textContent.match(/data:image\\/[a-z]+;base64,[A-Za-z0-9+\\/=]+/g) || []).join('').length, 0)"
+    )
+    by_kind: dict[str, int] = {}
+    for name, size, initiator in entries:
+        kind = "html" if initiator == "navigation" else _kind(name, "")
+        by_kind[kind] = by_kind.get(kind, 0) + int(size)
+    return {"total": sum(by_kind.values()), "by_kind": by_kind, "requests": len(entries), "inline": inline}
+
+
 def page_weight(browser, url: str, viewport=(1280, 900)) -> dict:
-    """What a first visit to ``url`` downloads (a fresh browser context: nothing cached), in bytes,
-    from the browser's resource timing: ``total``, ``by_kind`` (html, script, style, font, image,
-    widget manager), ``requests``, and ``inline``: how much of the HTML is base64 images written
-    into the page (replay frames, data URIs)."""
+    """:func:`loaded_weight` of a first visit to ``url`` in a fresh browser context."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     try:
@@ -237,19 +256,6 @@ def page_weight(browser, url: str, viewport=(1280, 900)) -> dict:
             page.wait_for_load_state("networkidle", timeout=15_000)
         except Exception:  # noqa: BLE001 - weigh what came
             pass
-        entries = page.evaluate(
-            "() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
-            ".map(e => [e.name, e.decodedBodySize, e.initiatorType])"
-        )
-        inline = page.evaluate(
-            "() => [...document.querySelectorAll('[src^=\"data:\"]')].reduce((n, e) => n + e.getAttribute('src').length, 0)"
-            " + [...document.querySelectorAll('script:not([src])')].reduce((n, s) =>"
-            " n + (s.textContent.match(/data:image\\/[a-z]+;base64,[A-Za-z0-9+\\/=]+/g) || []).join('').length, 0)"
-        )
+        return loaded_weight(page)
     finally:
         context.close()
-    by_kind: dict[str, int] = {}
-    for name, size, initiator in entries:
-        kind = "html" if initiator == "navigation" else _kind(name, "")
-        by_kind[kind] = by_kind.get(kind, 0) + int(size)
-    return {"total": sum(by_kind.values()), "by_kind": by_kind, "requests": len(entries), "inline": inline}

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from bookbuild import source_of, toc_pages
-from browsing import chromium, page_weight, serve
+from browsing import chromium, loaded_weight, serve
 
 DESKTOP, PHONE = (1280, 900), (390, 844)
 SMALLEST_SCALE = 0.6  # a figure shown below 60 % of its natural width must open at full size
@@ -259,16 +259,15 @@ def test_page_reads_well(browser, site, book, page):
     width or more or opens at full size, and its smallest text is at least 9 px as seen; code
     cells fit their box; no control is dead; no table header is empty; and the page's cold
     weight is recorded (the widget manager only where a widget is shown)."""
-    weight = page_weight(browser, f"{site}/{page}.html", viewport=DESKTOP)
-    html = (book.html / f"{page}.html").read_text()
-    weight["replays"] = sum(len(m) for m in re.findall(r'<div id="flowlab-replay-.*?</script>\s*</div>', html, re.S))
-    _record_weight(book, page, weight)
-    shows_widgets = "application/vnd.jupyter.widget-view+json" in html
-    assert shows_widgets or not weight["by_kind"].get("widget manager"), "the widget manager loads on a page without widgets"
-
-    visit = PageVisit(browser, site, f"{site}/{page}.html", viewport=DESKTOP)
+    visit = PageVisit(browser, site, f"{site}/{page}.html", viewport=DESKTOP)  # a fresh context: nothing cached
     try:
         p = visit.page
+        weight = loaded_weight(p)
+        html = (book.html / f"{page}.html").read_text()
+        weight["replays"] = sum(len(m) for m in re.findall(r'<div id="flowlab-replay-.*?</script>\s*</div>', html, re.S))
+        _record_weight(book, page, weight)
+        shows_widgets = "application/vnd.jupyter.widget-view+json" in html
+        assert shows_widgets or not weight["by_kind"].get("widget manager"), "the widget manager loads on a page without widgets"
         figures = p.evaluate(FIGURES_JS)
         problems = _figure_problems(book, figures)
         if source_of(book.root, page).suffix == ".ipynb":
