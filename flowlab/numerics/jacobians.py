@@ -47,6 +47,8 @@ def jacobian_rows(out: Tensor, x: Tensor, create_graph: bool | None = None) -> T
         [[[2.0, 1.0], [1.0, 0.0]]]
     """
     create_graph = _create_graph(create_graph)
+    if not out.requires_grad:  # out does not depend on x (nor on anything with gradients)
+        return x.new_zeros(x.shape[0], out.shape[1], x.shape[1])
     rows = []
     with torch.enable_grad():  # the sums below belong to the graph even when the caller has none
         for i in range(out.shape[1]):
@@ -174,5 +176,8 @@ def trace_hutchinson(out: Tensor, y: Tensor, noise: Tensor, create_graph: bool |
         >>> trace_hutchinson(3 * y, y, e).tolist()  # for a multiple of I every probe is exact
         [9.0, 9.0, 9.0, 9.0]
     """
-    (g,) = torch.autograd.grad(out, y, noise, create_graph=_create_graph(create_graph), retain_graph=True)
-    return (g * noise).sum(1)
+    if not out.requires_grad:  # out does not depend on y
+        return y.new_zeros(y.shape[0])
+    (g,) = torch.autograd.grad(out, y, noise, create_graph=_create_graph(create_graph), retain_graph=True,
+                               allow_unused=True)
+    return y.new_zeros(y.shape[0]) if g is None else (g * noise).sum(1)

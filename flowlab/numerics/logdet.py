@@ -52,6 +52,8 @@ average, 99 at this bound."""
 
 
 def _vjp(gx: Tensor, x: Tensor, w: Tensor, create_graph: bool = False) -> Tensor:
+    if not gx.requires_grad:  # g does not depend on x
+        return torch.zeros_like(x)
     with torch.enable_grad():
         (out,) = torch.autograd.grad(gx, x, w, retain_graph=True, create_graph=create_graph, allow_unused=True)
     return torch.zeros_like(x) if out is None else out

@@ -154,6 +154,7 @@ class _Counted(nn.Module):
         self.min_step = min_step
         self.nfe = 0
         self.floor_steps = 0
+        self.start: tuple[Tensor, Tensor] | None = None  # (t0, y0), to tell a bad field from a blow-up
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         self.nfe += 1
@@ -175,6 +176,12 @@ class _Counted(nn.Module):
         """The error for a failed solve. A state or a field value that is NaN or infinite is named
         as such (no step size can fix it); otherwise the problem is too stiff for the tolerances."""
         t = float(t0.detach()) if isinstance(t0, Tensor) else float(t0)
+        if self.start is not None:
+            with torch.no_grad():
+                t_start, y_start = self.start
+                if not bool(torch.isfinite(self.forward(t_start, y_start)).all()):
+                    return ValueError(f"dopri5 {what}: f returned NaN or infinite values at the initial state "
+                                      f"(t = {float(t_start):g}): the field itself is not finite there.")
         if y is not None:
             with torch.no_grad():
                 if not bool(torch.isfinite(y).all()):
@@ -274,6 +281,7 @@ def odeint(
 
     counted = _Counted(f, min_step)
     t = torch.tensor([t0, t1], dtype=y0.dtype, device=y0.device)
+    counted.start = (t[0], y0.detach())
     options = {"min_step": min_step, "max_num_steps": max_steps}
     solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     kwargs = {"adjoint_params": tuple(counted.parameters())} if adjoint else {}
