@@ -154,7 +154,10 @@ class SpectralLinear(nn.Module):
         old = wu[:, 0] @ self.v  # u^T W v with the vectors of the last step, on the current weights
         vs, _ = torch.linalg.qr(wu)  # an orthonormal basis of W^T U
         us, r = torch.linalg.qr(w @ vs)  # W V = U R, so U^T W V = R
-        a, s, bt = torch.linalg.svd(r)  # the Ritz pairs of W in the two subspaces, best first
+        try:
+            a, s, bt = torch.linalg.svd(r)  # the Ritz pairs of W in the two subspaces, best first
+        except torch.linalg.LinAlgError:  # non-finite weights: the output is NaN anyway, and a
+            return 0.0  # training loop's divergence check (fit's) restores finite ones
         torch.matmul(us, a, out=self.basis_u)
         torch.matmul(vs, bt.t(), out=self.basis_v)
         self.u.copy_(self.basis_u[:, 0])  # a joint sign flip of u and v leaves u^T W v unchanged
@@ -170,7 +173,10 @@ class SpectralLinear(nn.Module):
         if self._refreshed == self._key():
             return float(self.u @ self.weight @ self.v)
         w = self.weight.detach()
-        big, s, small_t = torch.linalg.svd(w, full_matrices=False)
+        try:
+            big, s, small_t = torch.linalg.svd(w, full_matrices=False)
+        except torch.linalg.LinAlgError:  # non-finite weights: nothing to estimate
+            return math.nan
         k = self.basis_u.shape[1]
         self.basis_u.copy_(big[:, :k])
         self.basis_v.copy_(small_t[:k].t())

@@ -452,3 +452,25 @@ def test_sylvester_log_prob_is_a_value_error_that_explains():
         flow.log_prob(torch.zeros(3, 2))
     assert isinstance(info.value, NotImplementedError)  # code that caught the old error still does
     assert flow.sample(3).shape == (3, 2)  # the explicit direction works
+
+
+def test_a_diverging_reverse_kl_fit_of_a_residual_flow_stops_with_a_message():
+    # lr = 1e3: the weights explode; the inverse (sampling) still converges, since the norms are
+    # exact for it and its tolerance follows the size of the points, so fit's divergence check
+    # stops the run instead of an error from inside the fixed point
+    torch.manual_seed(0)
+    flow = fl.Flow(fl.ResidualFlow(2, layers=2, hidden=16), fl.StandardNormal(2))
+    with pytest.warns(RuntimeWarning, match="Try a smaller learning rate"):
+        history = fl.fit(flow, T.banana_log_prob, steps=30, lr=1e3, progress=False)
+    assert "training stopped" in history.message
+    assert all(torch.isfinite(p).all() for p in flow.parameters())
+
+
+def test_non_finite_weights_give_nan_not_a_linear_algebra_error():
+    from flowlab.lipschitz import SpectralLinear
+
+    layer = SpectralLinear(4, 4)
+    with torch.no_grad():
+        layer.weight[0, 0] = nan
+    assert torch.isnan(layer(torch.zeros(2, 4))).all()  # training mode
+    assert torch.isnan(layer.eval()(torch.zeros(2, 4))).all()
