@@ -24,6 +24,7 @@ Two comparisons at equal architecture, each trained with the same hand-written l
   with the norms as training left them, and after each library's own refresh to convergence (only
   the latter is guaranteed to be a contraction, so a normalised density).
 * **Planar, reverse KL** on ``U1`` of Rezende & Mohamed (log Z = 1.8775): K = 16 planar layers
+  (``--planar-layers``)
   with tanh, 256 samples per step, Adam lr 5e-3. Both libraries sample in the explicit direction.
   Quality is the true KL = E_q[log q - log p] + log Z on 20,000 fresh samples (± SE).
 
@@ -202,6 +203,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="run only the i-ResNet pairs whose name contains this")
     parser.add_argument("--no-planar", action="store_true", help="skip the planar comparison")
+    parser.add_argument("--planar-layers", type=int, default=16, help="K, the number of planar layers")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.rounds = 100, 5
@@ -257,11 +259,12 @@ def main() -> None:
     models, jobs = {}, {}
     for name, build in (("flowlab PlanarFlow", flowlab_planar), ("normflows Planar", normflows_planar)):
         torch.manual_seed(0)
-        model, loss, kl = build(16)
+        model, loss, kl = build(args.planar_layers)
         jobs[name] = make_step(list(model.parameters()), lambda loss=loss: loss(256), lr=5e-3)
         models[name] = (model, kl)
     ms = train_interleaved(jobs, args.steps, args.rounds)
-    print("\nPlanar, reverse KL on U1 (log Z = 1.8775): K = 16, 256 samples per step, Adam 5e-3")
+    print(f"\nPlanar, reverse KL on U1 (log Z = 1.8775): K = {args.planar_layers}, 256 samples per step, Adam 5e-3 "
+          f"({load()})")
     print(f"{'model':34s} {'params':>7s} {'ms/step':>8s} {'flowlab/peer':>12s} {'true KL':>16s}")
     base = ms["flowlab PlanarFlow"]
     for name, (model, kl) in models.items():

@@ -56,7 +56,12 @@ norm by at most this fraction (usually after one step: the weights change little
 
 def check_widths(hidden, name: str = "hidden") -> tuple[int, ...]:
     """Hidden widths: an int ``h`` means two hidden layers of ``h`` units (as everywhere in
-    flowlab), a sequence gives each layer's width; each at most :data:`MAX_WIDTH`."""
+    flowlab), a sequence gives each layer's width; each at most :data:`MAX_WIDTH`.
+
+    Example:
+        >>> check_widths(64), check_widths((32,))
+        ((64, 64), (32,))
+    """
     widths = check_hidden(hidden, layers=2, name=name)
     for h in widths:
         if h > MAX_WIDTH:
@@ -128,7 +133,8 @@ class SpectralLinear(nn.Module):
         pairs = min(PAIRS, in_features, out_features)  # the other pairs: helpers, not part of the state
         self.register_buffer("basis_u", torch.zeros(out_features, pairs), persistent=False)
         self.register_buffer("basis_v", torch.zeros(in_features, pairs), persistent=False)
-        self._refreshed = self._stepped = None  # the weights the pairs were last refreshed or stepped on
+        # which weights the pairs were last refreshed and stepped on (a plain dict: cheap to update)
+        self._seen = {"refreshed": None, "stepped": None}
         self.refresh()
 
     def sigma(self) -> Tensor:
@@ -162,15 +168,16 @@ class SpectralLinear(nn.Module):
         torch.matmul(vs, bt.t(), out=self.basis_v)
         self.u.copy_(self.basis_u[:, 0])  # a joint sign flip of u and v leaves u^T W v unchanged
         self.v.copy_(self.basis_v[:, 0])
-        self._refreshed, self._stepped = None, self._key()
-        return float((s[0] - old).abs() / s[0].clamp_min(1e-30))
+        self._seen["refreshed"], self._seen["stepped"] = None, self._key()
+        new, old = torch.stack((s[0], old)).tolist()  # one synchronisation
+        return abs(new - old) / max(new, 1e-30)
 
     @torch.no_grad()
     def refresh(self) -> float:
         r"""Set the pairs to the exact top singular vectors of :math:`W` (an SVD) and return the
         spectral norm :math:`\lVert W\rVert_2`; skipped (returning the estimate) when the weights
         have not changed since the last refresh."""
-        if self._refreshed == self._key():
+        if self._seen["refreshed"] == self._key():
             return float(self.u @ self.weight @ self.v)
         w = self.weight.detach()
         try:
@@ -182,7 +189,7 @@ class SpectralLinear(nn.Module):
         self.basis_v.copy_(small_t[:k].t())
         self.u.copy_(big[:, 0])
         self.v.copy_(small_t[0])
-        self._refreshed = self._stepped = self._key()
+        self._seen["refreshed"] = self._seen["stepped"] = self._key()
         return float(s[0])
 
     def train(self, mode: bool = True) -> "SpectralLinear":
@@ -194,7 +201,7 @@ class SpectralLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.frozen:
             if self.training:
-                if self._stepped != self._key():  # the weights changed since the last step
+                if self._seen["stepped"] != self._key():  # the weights changed since the last step
                     for _ in range(100):  # one step, more after a large change of the weights
                         if self.power_step() <= TRAIN_TOL:
                             break

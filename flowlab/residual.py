@@ -26,7 +26,7 @@ from .core import Compose, Transform
 from .lipschitz import SpectralLinear, check_coeff, lipschitz_mlp
 from .numerics.fixed_point import MAX_ITER, fixed_point
 from .numerics.jacobians import PROBES
-from .numerics.logdet import MAX_TERMS, _check_p, logdet_exact, logdet_roulette, logdet_series
+from .numerics.logdet import MAX_TERMS, check_p, logdet_exact, logdet_roulette, logdet_series
 from .numerics.roots import bisection, implicit_inverse
 
 __all__ = ["MAX_LAYERS", "NoDataToLatent", "Planar", "PlanarFlow", "ResidualBlock", "ResidualFlow", "Sylvester",
@@ -112,7 +112,7 @@ class ResidualBlock(Transform):
         if probe not in PROBES:
             raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {probe!r}.")
         hint = "(each is a vector-Jacobian product)"
-        self.ladj_mode, self.probe, self.p = ladj, probe, _check_p(p)
+        self.ladj_mode, self.probe, self.p = ladj, probe, check_p(p)
         self.terms = check_positive_int("terms", terms, maximum=MAX_TERMS, hint=hint)
         self.exact_terms = check_positive_int("exact_terms", exact_terms, minimum=0, maximum=MAX_TERMS, hint=hint)
         if generator is not None and not isinstance(generator, torch.Generator):

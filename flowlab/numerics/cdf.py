@@ -301,7 +301,12 @@ def quantile(u: Tensor, grid, cdf: Tensor) -> Tensor:
 
 
 def check_order(order) -> tuple[int, int]:
-    """The order of a 2-D triangular map: ``(0, 1)`` (x1 first) or ``(1, 0)`` (x2 first)."""
+    """The order of a 2-D triangular map: ``(0, 1)`` (x1 first) or ``(1, 0)`` (x2 first).
+
+    Example:
+        >>> check_order([1, 0])
+        (1, 0)
+    """
     try:
         i, j = order
         if (i, j) in ((0, 1), (1, 0)):

@@ -140,7 +140,13 @@ def logdet_series(
     return _out(gx, differentiable), _power_series(gx, x, v, n, lambda k: 1.0, differentiable)
 
 
-def _check_p(p) -> float:
+def check_p(p) -> float:
+    """``p``, the roulette's stopping probability, in [:data:`MIN_P`, 1).
+
+    Example:
+        >>> check_p(0.5)
+        0.5
+    """
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not MIN_P <= p < 1:
         raise ValueError(
             f"p (the stopping probability of the roulette) must be a number in [{MIN_P}, 1), got {p!r}: the "
@@ -190,7 +196,7 @@ def logdet_roulette(
         >>> abs(float(l.mean()) - 2 * math.log(1.3)) < 0.01  # unbiased
         True
     """
-    p = _check_p(p)
+    p = check_p(p)
     exact_terms = check_positive_int("exact_terms", exact_terms, minimum=0, maximum=MAX_TERMS,
                                      hint="(each is a vector-Jacobian product)")
     probe = _probe(probe)

@@ -43,7 +43,12 @@ evaluation of the integrand, and a few million evaluations of a small network ta
 
 
 def check_nodes(name: str, n) -> int:
-    """``n`` as a number of Gauss-Legendre nodes, 1 to :data:`MAX_NODES`, with ``name`` in the message."""
+    """``n`` as a number of Gauss-Legendre nodes, 1 to :data:`MAX_NODES`, with ``name`` in the message.
+
+    Example:
+        >>> check_nodes("points", 200)
+        200
+    """
     return check_positive_int(name, n, maximum=MAX_NODES, hint="(more cannot help in float64: split the interval instead)")
 
 
