@@ -15,9 +15,9 @@ up to date itself, whatever changes the weights (an optimizer step in any traini
   normalisation takes one power step per forward, and more while a step still moves the
   estimate by more than :data:`TRAIN_TOL` (after a large change of the weights). A loop that
   already took the step after its optimizer step (:meth:`SpectralLinear.power_step`, as
-  :func:`flowlab.fit` does through ``after_step``) is not charged twice. Several vectors instead of one: when
-  a lower singular value overtakes the first during training, a single power vector sits on the
-  old direction and the norm it does not see grows; the subspace sees it;
+  :func:`flowlab.fit` does through ``after_step``) is not charged twice. Several vectors instead
+  of one: when a lower singular value overtakes the first during training, a single power vector
+  sits on the old direction and the norm it does not see grows; the subspace sees it;
 * in evaluation mode the first forward pass after any change of the weights, ``.eval()`` and
   :meth:`SpectralLinear.refresh` compute the top singular pair exactly (an SVD,
   :math:`O(\text{in} \cdot \text{out} \cdot \min(\text{in}, \text{out}))`), so the bound is exact there
@@ -40,18 +40,20 @@ from torch import Tensor, nn
 from ._checks import check_hidden, check_positive_int
 
 MAX_WIDTH = 4096
-"""The widest hidden layer of :func:`lipschitz_mlp` (and of :class:`~flowlab.time_mlp.TimeMLP`):
+r"""The widest hidden layer of :func:`lipschitz_mlp` (and of :class:`~flowlab.time_mlp.TimeMLP`):
 its power iteration costs :math:`O(\text{width}^2)` per step, and a 2-D flow gains nothing from more."""
 
 TRAIN_TOL = 1e-3
+"""In training mode a forward pass takes steps of subspace iteration until one moves the estimate of
+the spectral norm by at most this fraction (usually one step: the weights change little per step;
+at 1e-2 instead, the norms as used exceeded ``coeff`` by up to 4% in the loops of :data:`PAIRS`)."""
+
 PAIRS = 4
 """How many singular pairs the subspace iteration tracks. Spectral normalisation pushes the top
 singular values of a trained layer together, so lower ones overtake the first. In plain Adam
 loops (4 blocks of 2-32-32-2 or 2-64-64-2, ``coeff`` 0.9, lr 3e-3 or 2e-2, 300 steps) the norm
 of a weight as used reached 1.31 with one vector, 1.03 with two, and at most 1.005 ``coeff``
 with four."""
-"""In training mode a forward pass takes power steps until one moves the estimate of the spectral
-norm by at most this fraction (usually after one step: the weights change little per step)."""
 
 
 def check_widths(hidden, name: str = "hidden") -> tuple[int, ...]:

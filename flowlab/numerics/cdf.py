@@ -106,7 +106,8 @@ def cdf_table(density: Callable[[Tensor], Tensor], grid, nodes: int = 8) -> tupl
             f"(cells, nodes), got {getattr(values, 'shape', type(values).__name__)}."
         )
     if values.is_complex() or torch.isnan(values).any() or (values < 0).any():
-        raise ValueError("density returned negative, complex or NaN values: pass a density p(x) >= 0, e.g. exp(log_prob).")
+        raise ValueError("density returned negative, complex or NaN values: pass a density p(x) >= 0, "
+                         "e.g. exp(log_prob).")
     per_cell = (values * weights).sum(-1)
     cumulative = torch.cat([per_cell.new_zeros(per_cell.shape[:-1] + (1,)), per_cell.cumsum(-1)], dim=-1)
     mass = cumulative[..., -1]

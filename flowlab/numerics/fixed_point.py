@@ -139,7 +139,8 @@ def fixed_point(
         True
     """
     if not callable(T):
-        raise ValueError(f"T must be a function mapping x of shape (batch, D) to the same shape, got {type(T).__name__}.")
+        raise ValueError(f"T must be a function mapping x of shape (batch, D) to the same shape, "
+                         f"got {type(T).__name__}.")
     if not isinstance(x0, Tensor) or not x0.is_floating_point():
         got = f"a tensor of dtype {x0.dtype}" if isinstance(x0, Tensor) else type(x0).__name__
         raise ValueError(f"x0 must be a floating point tensor, got {got}.")
@@ -147,7 +148,8 @@ def fixed_point(
         raise ValueError("x0 contains NaN or infinite values: start the iteration from a finite point.")
     relative = tol is None  # the default scales with the size of the iterates: rounding limits the residual
     tol = _default_tol(x0.dtype) if tol is None else check_positive_float("tol", tol)
-    max_iter = check_positive_int("max_iter", max_iter, maximum=MAX_ITER, hint="(a slower map is no practical contraction)")
+    max_iter = check_positive_int("max_iter", max_iter, maximum=MAX_ITER,
+                                  hint="(a slower map is no practical contraction)")
     patience = check_positive_int("patience", patience)
     with torch.no_grad():
         x, k, residual = _iterate(T, x0.detach(), tol, max_iter, patience, "fixed_point", relative)

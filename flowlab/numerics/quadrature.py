@@ -49,7 +49,8 @@ def check_nodes(name: str, n) -> int:
         >>> check_nodes("points", 200)
         200
     """
-    return check_positive_int(name, n, maximum=MAX_NODES, hint="(more cannot help in float64: split the interval instead)")
+    return check_positive_int(name, n, maximum=MAX_NODES,
+                              hint="(more cannot help in float64: split the interval instead)")
 
 
 @functools.lru_cache(maxsize=32)
@@ -213,7 +214,8 @@ def box_grid(box, cells=1, nodes: int = 1, *, dtype: torch.dtype | None = None, 
     size = counts[0] * counts[1] * nodes**2
     if size > MAX_GRID:
         raise ValueError(f"box_grid: cells={tuple(counts)} with nodes={nodes} makes {size:,} points, more than "
-                         f"{MAX_GRID:,}: use fewer cells or nodes (the error of a smooth integrand falls fast in both).")
+                         f"{MAX_GRID:,}: use fewer cells or nodes (the error of a smooth integrand falls fast "
+                         "in both).")
     dtype = dtype or torch.float64
     axes = []
     for (a, b), c in zip(pairs, counts):
