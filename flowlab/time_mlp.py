@@ -92,7 +92,7 @@ class TimeMLP(nn.Module):
         tan = v
         for i, layer in enumerate(self.layers):
             w = layer.weight[:, : self.features] if i == 0 else layer.weight  # time has no tangent
-            tan = torch.matmul(w, tan)  # (out, in) @ (batch, in, K)
+            tan = torch.einsum("oi,bik->bok", w, tan)  # (out, in) @ (batch, in, K)
             a = layer(h)
             if i < len(self.layers) - 1:
                 h, dh = self._act(a)
