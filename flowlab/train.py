@@ -35,6 +35,12 @@ def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
     return float(sum(-flow.log_prob(x[i : i + chunk]).sum() for i in range(0, len(x), chunk)) / len(x))
 
 
+def _all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every entry is finite, by one sum (a NaN or an infinity makes it non-finite): a
+    few microseconds, which a step of a small model notices (a norm per tensor costs more)."""
+    return math.isfinite(float(torch.cat([t.reshape(-1) for t in tensors]).sum()))
+
+
 def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
     """Adam, with the fused implementation (one kernel for all parameters) where torch has it."""
     try:
@@ -204,7 +210,8 @@ class Training:
         if self.done:
             raise ValueError("this training run is over; start a new Training to train further.")
         start = time.perf_counter()
-        self.flow.train()
+        if not self.flow.training:  # after a validation (a whole-tree walk: not on every step)
+            self.flow.train()
         loss = self.loss()
         value = float(loss.detach())
         good = math.isfinite(value) and not (self.lowest < math.inf and value > self.lowest + 10 + 10 * abs(self.lowest))
@@ -214,7 +221,7 @@ class Training:
         if good:
             loss.backward()
             grads = [p.grad for p in self.params if p.grad is not None]
-            good = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))) if grads else True
+            good = _all_finite(grads) if grads else True
         with self.lock:
             self.step_count += 1
             self.history.loss.append(value)
