@@ -30,6 +30,7 @@ from .objectives import REVERSE_KL_SAMPLES, check_cnf_flow, flow_matching, forwa
 OBJECTIVES = ("forward_kl", "flow_matching")
 """The objectives :class:`Training` takes by name for data (a log-density means the reverse KL)."""
 
+
 @torch.no_grad()
 def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
     return float(sum(-flow.log_prob(x[i : i + chunk]).sum() for i in range(0, len(x), chunk)) / len(x))
