@@ -43,6 +43,14 @@ def _field(seed: int) -> torch.nn.Module:
     return shaken(field, scale=0.6, seed=seed, fan_in=True).double().requires_grad_(False)
 
 
+def _typical(value: float, mistakes, tol: float, prefix: str = "") -> bool:
+    """Say which typical mistake of the table ``(wrong value, why)`` the answer is, if any."""
+    why = next((why for wrong, why in mistakes if close(value, wrong, tol)), None)
+    if why is not None:
+        print(f"Not yet: {prefix}{why}")
+    return why is not None
+
+
 def check_cfm_loss(cfm_loss, seed: int | None = None) -> bool:
     r"""Check ``cfmloss(x, eps, t)``: the mean over rows of
     :math:`\lVert g(t, z_t) - (\varepsilon - x)\rVert^2` with :math:`z_t = (1-t)x + t\varepsilon`
@@ -98,10 +106,8 @@ def check_cfm_loss(cfm_loss, seed: int | None = None) -> bool:
         (loss((1 - tt) * x + tt * eps, torch.zeros_like(x)), "the target is missing: the field is "
          "compared with eps - x."),
     ]
-    for wrong, why in mistakes:
-        if close(value, wrong, 1e-8):
-            print(f"Not yet: {why}")
-            return False
+    if _typical(value, mistakes, 1e-8):
+        return False
     print(f"Not yet: cfm_loss returned {value:.6g}, the loss is {right:.6g} on the checker's inputs. Check the "
           "point z_t, the time given to the field (one per row) and the target eps - x.")
     return False
@@ -153,10 +159,8 @@ def check_gaussian_floor(floor, s=S) -> bool:
                                   "smallest loss: the best field predicts part of eps - x from z_t."),
         (math.pi / 2 * total / d, "is the floor divided by the dimension: the loss sums over the coordinates."),
     ]
-    for wrong, why in mistakes:
-        if close(value, wrong, 1e-3):
-            print(f"Not yet: {value:g} {why}")
-            return False
+    if _typical(value, mistakes, 1e-3, f"{value:g} "):
+        return False
     print(f"Not yet: {value:g} is not it. Compute Var[eps - X | z_t] per coordinate from the joint Gaussian of "
           "(eps - X, z_t), then integrate it over t in [0, 1].")
     return False
