@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_callable, check_flow, check_positive_float, check_positive_int, check_seed
-from .core import Flow
+from ._checks import as_data, check_callable, check_positive_float, check_positive_int, check_seed, seeded_generator
+from .core import Flow, check_flow
 from .device import check_device
 from .history import History, split  # noqa: F401 - also flowlab.train.History and flowlab.train.split
-from .objectives import REVERSE_KL_SAMPLES, forward_kl, reverse_kl  # also reachable as flowlab.train.*
+from .objectives import REVERSE_KL_SAMPLES, forward_kl, reverse_kl  # noqa: F401 - also flowlab.train.*
+
 
 @torch.no_grad()
 def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
@@ -139,8 +140,7 @@ class Training:
                 self.x, valid = split(self.x, valid, seed=0 if seed is None else seed)
             self.x = self.x.to(device=device, dtype=dtype)
         self.valid = None if valid is None else as_data("valid", valid, flow.features).to(device=device, dtype=dtype)
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
+        self.generator = seeded_generator("seed", seed, device)
         self.optimizer = _adam(self.params, lr, weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total) if schedule == "cosine" else None
         self.hooks = [m.after_step for m in flow.modules() if callable(getattr(m, "after_step", None))]
@@ -200,13 +200,13 @@ class Training:
                 self.history.skipped.append(self.history.steps)
                 self.bad_in_a_row += 1
                 if not math.isfinite(value):
-                    self._keep_finite()
+                    self._restore_if_not_finite()
         if self.step_count % self.valid_every == 0 or self.step_count == self.total:
-            self._keep_finite()
+            with self.lock:
+                self._restore_if_not_finite()
             self._validate()
         if self.bad_in_a_row >= self.patience:
-            with self.lock:
-                _copy(self.params, self.kept)
+            self.restore_last_good()
             self._stop_diverged(value)
         self.elapsed += time.perf_counter() - start
         self.history.time = self.elapsed
@@ -227,18 +227,30 @@ class Training:
         """After the last step: restore the parameters of the lowest held-out NLL (with
         ``keep_best`` and validation data), leave the flow in eval mode, return the history."""
         with self.lock:
-            self._keep_finite()
+            self._restore_if_not_finite()
             if keep_best and self.best is not None:
                 _copy(self.params, self.best)
         self.flow.eval()
         return self.history
 
-    def _keep_finite(self) -> None:
+    def restore_last_good(self) -> None:
+        """Put back the last good parameters: those that gave the lowest training loss so far
+        (the flow's starting parameters before any step). For code that drives the run and
+        meets a failure it did not foresee (an exception in a step, say): the flow is then left
+        with parameters that worked. Holds ``lock`` while it copies (do not call it while
+        holding that lock)."""
+        with self.lock:
+            _copy(self.params, self.kept)
+
+    def _restore_if_not_finite(self) -> None:
+        """Called with ``lock`` held: the last good parameters, if the current ones are not all finite."""
         if not bool(torch.isfinite(torch.nn.utils.get_total_norm([p.detach() for p in self.params]))):
             _copy(self.params, self.kept)
             if not self.history.message:
                 self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
                                         "they were rolled back to those of the lowest loss so far.")
+
+    _keep_finite = _restore_if_not_finite  # the former name (flowlab.live calls it)
 
     def _validate(self) -> None:
         if self.valid is None:
