@@ -189,9 +189,13 @@ def IAF(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 1, 
         mixing: str = "reverse", seed: int | None = 0) -> Transform:
     r"""Inverse autoregressive flow (Kingma et al. 2016): a :func:`MAF` used the other way round.
 
-    ``IAF(...)`` is ``MAF(...).inv``: its ``forward`` (data to latent, the density) takes
-    ``parts - 1`` network passes per layer, its ``inverse`` (sampling) one pass per layer. Cheap to sample
-    from and to evaluate on its own samples, which is what the reverse KL objective needs.
+    ``IAF(...)`` is ``MAF(...).inv``: sampling is the explicit direction,
+
+    .. math:: x_i = e^{s_i(z_{<i})} z_i + t_i(z_{<i}),
+
+    one network pass per layer; its ``forward`` (data to latent, the density of a new point)
+    takes ``parts - 1`` passes per layer. Cheap to sample from and to evaluate on its own
+    samples, which is what the reverse KL objective needs.
 
     References: Kingma et al. 2016 (IAF).
 
@@ -244,7 +248,11 @@ def NeuralSplineFlow(
 ) -> Compose:
     r"""Neural spline flow (Durkan et al. 2019), coupling version: rational-quadratic spline
     transformers with a ``parts = 2`` masked conditioner, the coordinates reversed in between
-    (or another ``mixing`` layer, see :func:`MAF`). One network pass per layer each way.
+    (or another ``mixing`` layer, see :func:`MAF`),
+
+    .. math:: z_{I_1} = \tau_{c_1}(x_{I_1}), \qquad z_{I_2} = \tau_{c(x_{I_1})}(x_{I_2}),
+
+    with :math:`c_1` learned constants. One network pass per layer each way.
 
     ``parts=None`` (or ``features``) gives the autoregressive version, the same as
     :func:`SplineAutoregressive`.
@@ -273,7 +281,8 @@ def MonotonicFlow(
 ) -> Compose:
     r"""Neural autoregressive flow (Huang et al. 2018): :class:`MonotonicNN` (deep sigmoidal)
     transformers with ``units`` sigmoids each, masked conditioners with ``hidden`` layers,
-    the ``mixing`` layer in between (a reversal by default; see :func:`MAF`).
+    the ``mixing`` layer in between (a reversal by default; see :func:`MAF`):
+    :math:`z_i = \tau_{c_i(x_{<i})}(x_i)` with :math:`\tau` a conic combination of sigmoids.
 
     ``forward`` (the density) is explicit, one network pass per layer; ``inverse`` (sampling)
     inverts each transformer by bisection, ``parts - 1`` network passes per layer.
@@ -308,7 +317,8 @@ def UMNNFlow(
     r"""Unconstrained monotonic neural network flow (Wehenkel & Louppe 2019): :class:`Integral`
     transformers (the integral of a positive network with ``units`` tanh units, by
     ``nodes``-point Gauss-Legendre quadrature), masked conditioners with ``hidden`` layers, the
-    ``mixing`` layer in between (a reversal by default; see :func:`MAF`).
+    ``mixing`` layer in between (a reversal by default; see :func:`MAF`):
+    :math:`z_i = \beta_i + \int_0^{x_i} g_{c_i(x_{<i})}(t)\,dt`.
 
     ``forward`` (the density) costs one network pass and one quadrature per layer; ``inverse``
     (sampling) inverts each transformer by bisection, one quadrature per bisection step,
@@ -335,10 +345,12 @@ def RNNFlow(features: int, units: int = 64, transformer: Transformer | None = No
     r"""An autoregressive flow with a recurrent conditioner: :class:`RNNConditioner` (a GRU with
     ``units`` state units; ``hidden`` is the former name) and ``transformer`` (default
     ``RQSpline(bins=8, bound=4.0)``; each layer gets its own copy), the ``mixing`` layer in
-    between (a reversal by default; see :func:`MAF`).
+    between (a reversal by default; see :func:`MAF`): :math:`z_i = \tau_{c_i}(x_i)` with
+    :math:`c_i = W h_i + w_0`, :math:`h_i = \operatorname{GRU}(h_{i-1}, x_{i-1})`.
 
-    ``forward`` (the density) takes one GRU sweep (``features`` sequential steps) per layer;
-    ``inverse`` (sampling) takes ``features - 1`` sweeps per layer after one GRU step.
+    ``forward`` (the density) takes one GRU sweep (``features`` sequential steps,
+    :math:`O(D U^2)`) per layer; ``inverse`` (sampling) takes ``features - 1`` sweeps per layer
+    after one GRU step, :math:`O(D^2 U^2)`.
 
     References: Oliva et al. 2018 (transformation autoregressive networks).
 

@@ -28,9 +28,15 @@ class Conditioner(nn.Module):
     A subclass says how many network ``passes`` its inverse takes, creates its network in
     ``_build(outputs)`` (called once, by :meth:`build`), and implements ``forward(x)`` (every
     :math:`c_i`, shape ``(batch, features, outputs)``) and ``initial(x)`` (the parameters that
-    depend on no coordinate, without a network pass).
+    depend on no coordinate, without a network pass). With :math:`c_i = c^{(i)}(x_{<i})`, one
+    call of ``forward`` costs one network pass; inverting a flow costs ``passes`` more.
 
     References: Papamakarios et al. 2021, section 3.1.
+
+    Example:
+        >>> import flowlab as fl
+        >>> [isinstance(c, fl.Conditioner) for c in (fl.MaskedConditioner(3), fl.RNNConditioner(3))]
+        [True, True]
     """
 
     def __init__(self, features: int):

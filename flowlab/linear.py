@@ -88,7 +88,8 @@ def _as_order(order, features: int) -> Tensor:
 
 
 class Reverse(Permutation):
-    """Reverses the order of the coordinates: :math:`z_i = x_{D+1-i}`; ``ladj`` is zero.
+    """Reverses the order of the coordinates: :math:`z_i = x_{D+1-i}`; ``ladj`` is zero. Both
+    directions are explicit and cost :math:`O(D)` per point (an index).
 
     References: Dinh et al. 2017 (RealNVP).
 

@@ -37,6 +37,13 @@ class Transformer(nn.Module):
     states its cost in each direction.
 
     References: Papamakarios et al. 2021, section 3.1.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> tau = fl.Affine()
+        >>> y, log_slope = tau(torch.ones(1, 2), torch.zeros(1, 2, tau.params))  # zero parameters: the identity
+        >>> y, log_slope
+        (tensor([[1., 1.]]), tensor([[0., 0.]]))
     """
 
     params: int
