@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import json
 import math
@@ -37,8 +38,8 @@ from .train import Training
 
 NOTE = (
     "A recording of a training run: it plays in the page, without Python. The live dashboard "
-    "trains the same flow when the notebook runs with a kernel: on Binder or Colab (the rocket "
-    "icon at the top of the page) or locally (see <em>How to use the widgets</em>)."
+    "trains the same flow when this notebook runs with a Python kernel: locally in JupyterLab, "
+    "on Binder or on Colab (see <em>How to use the widgets</em>)."
 )
 
 
@@ -142,13 +143,15 @@ class Replay:
         last = len(frames) - 1
         head = f"<strong>{html.escape(self.title)}</strong><br>" if self.title else ""
         msg = f'<div style="color:#a33">{html.escape(self.message)}</div>' if self.message else ""
-        data = json.dumps({"frames": frames, "labels": labels, "fps": self.fps,
+        # each frame is in the page once: the last one as the image shown (also without JavaScript),
+        # the others in the player's data, which takes the last one back from the image
+        data = json.dumps({"frames": frames[:-1], "labels": labels, "fps": self.fps,
                            "x": [round(chart.x_of(s), 2) for s in self.steps] if chart else []})
         words = html.escape(self.caption if self.caption is not None else caption(self.extent, self.points_label))
         svg = f'<div style="max-width:100%;overflow-x:auto">{chart.svg}</div>' if chart else ""
         return f"""<div id="{uid}" class="flowlab-replay" style="font:13px sans-serif;max-width:100%;margin:0.5em 0;color:#333;background:#fff;padding:4px">
 {head}<div style="color:#555">{words}</div>
-<img id="{uid}-img" alt="training snapshot" src="{frames[last]}" style="max-width:100%;display:block;margin:4px 0">
+<img id="{uid}-img" alt="{html.escape(self._alt(labels[last]))}" src="{frames[last]}" style="max-width:100%;display:block;margin:4px 0">
 <div style="display:flex;align-items:center;gap:8px;flex-wrap:wrap">
 <button id="{uid}-play" type="button" style="min-width:5em">&#9654; Play</button>
 <input id="{uid}-slider" type="range" min="0" max="{last}" step="1" value="{last}" style="flex:1 1 200px"
@@ -167,8 +170,10 @@ class Replay:
   var img = document.getElementById("{uid}-img"), slider = document.getElementById("{uid}-slider"),
       label = document.getElementById("{uid}-label"), button = document.getElementById("{uid}-play"),
       marker = document.getElementById("{uid}-marker"), timer = null;
+  d.frames.push(img.src);
   function show(i) {{
     img.src = d.frames[i]; label.textContent = d.labels[i]; slider.value = i;
+    img.alt = {json.dumps(self._alt(""))} + d.labels[i];
     if (marker) {{ marker.setAttribute("x1", d.x[i]); marker.setAttribute("x2", d.x[i]); }}
   }}
   function pause() {{ if (timer) {{ clearInterval(timer); timer = null; }} button.innerHTML = "&#9654; Play"; }}
@@ -186,6 +191,10 @@ class Replay:
   show(d.frames.length - 1);
 }})(0);</script>
 </div>"""
+
+    def _alt(self, label: str) -> str:
+        """The image's text alternative for a frame whose label is ``label``."""
+        return f"{self.title or 'training run'}, snapshot at {label}"
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -242,13 +251,21 @@ def record(flow: Flow, data, steps: int = 1000, every: int = 20, lr: float = 5e-
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(check_positive_int("threads", threads))
+    # the pictures are drawn from a copy, so that drawing never changes the flow being trained
+    # (an ActNorm layer, for one, sets itself from the first batch it sees)
+    mirror = copy.deepcopy(flow).requires_grad_(False)
+
+    def snapshot():
+        mirror.load_state_dict(flow.state_dict())
+        return painter.render(mirror)
+
     try:
         run = Training(flow, data, steps, lr, batch_size, valid, seed=seed, **training)
-        shots = [painter.render(flow)]
+        shots = [snapshot()]
         marks = [0]
         for _ in run:
             if run.step_count % every == 0 or run.done:
-                shots.append(painter.render(flow))
+                shots.append(snapshot())
                 marks.append(run.step_count)
         run.finish(keep_best=False)
     finally:
