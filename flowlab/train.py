@@ -200,13 +200,14 @@ class Training:
                 self.history.skipped.append(self.history.steps)
                 self.bad_in_a_row += 1
                 if not math.isfinite(value):
-                    self._restore_if_not_finite()
+                    self.restore_last_good()
         if self.step_count % self.valid_every == 0 or self.step_count == self.total:
             with self.lock:
-                self._restore_if_not_finite()
+                self.restore_last_good()
             self._validate()
         if self.bad_in_a_row >= self.patience:
-            self.restore_last_good()
+            with self.lock:
+                _copy(self.params, self.kept)
             self._stop_diverged(value)
         self.elapsed += time.perf_counter() - start
         self.history.time = self.elapsed
@@ -227,30 +228,28 @@ class Training:
         """After the last step: restore the parameters of the lowest held-out NLL (with
         ``keep_best`` and validation data), leave the flow in eval mode, return the history."""
         with self.lock:
-            self._restore_if_not_finite()
+            self.restore_last_good()
             if keep_best and self.best is not None:
                 _copy(self.params, self.best)
         self.flow.eval()
         return self.history
 
-    def restore_last_good(self) -> None:
-        """Put back the last good parameters: those that gave the lowest training loss so far
-        (the flow's starting parameters before any step). For code that drives the run and
-        meets a failure it did not foresee (an exception in a step, say): the flow is then left
-        with parameters that worked. Holds ``lock`` while it copies (do not call it while
-        holding that lock)."""
-        with self.lock:
-            _copy(self.params, self.kept)
+    def restore_last_good(self) -> bool:
+        """If the flow's parameters are not all finite, put back the last good ones, those of
+        the lowest training loss so far (the starting parameters before any step), and say so in
+        ``history.message``; returns whether it did. :meth:`step` does this itself; code that
+        drives the run and meets a failure it did not foresee (an exception from a step, say)
+        calls it to leave the flow usable. It does not take ``lock``: hold it while another
+        thread may read the parameters, as the live dashboard does."""
+        if bool(torch.isfinite(torch.nn.utils.get_total_norm([p.detach() for p in self.params]))):
+            return False
+        _copy(self.params, self.kept)
+        if not self.history.message:
+            self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
+                                    "they were rolled back to those of the lowest loss so far.")
+        return True
 
-    def _restore_if_not_finite(self) -> None:
-        """Called with ``lock`` held: the last good parameters, if the current ones are not all finite."""
-        if not bool(torch.isfinite(torch.nn.utils.get_total_norm([p.detach() for p in self.params]))):
-            _copy(self.params, self.kept)
-            if not self.history.message:
-                self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
-                                        "they were rolled back to those of the lowest loss so far.")
-
-    _keep_finite = _restore_if_not_finite  # the former name (flowlab.live calls it)
+    _keep_finite = restore_last_good  # the former name (flowlab.live calls it)
 
     def _validate(self) -> None:
         if self.valid is None:
