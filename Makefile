@@ -1,5 +1,5 @@
 # Build the book, serve it, test everything. Each target sets up .venv on first use.
-#   make book    build the site into _build/html, executing every chapter
+#   make book    build the site into _build/html, executing every chapter (in parallel)
 #   make serve   serve _build/html on http://127.0.0.1:8000
 #   make check   the fast loop: unit, contract and bad-input tests and doctests (no book build, no browser)
 #   make test    run the whole test suite (unit, notebooks, book build, browser)
@@ -28,8 +28,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
+# Every chapter is executed, JOBS at a time (default: one per CPU core), then the site is built
+# from those results with `jupyter-book build . --all -W -n --keep-going` (see _ext/build_book.py).
+JOBS ?=
 book: $(VENV)/.installed
-	$(THREADS_ENV) $(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(THREADS_ENV) $(BIN)/python _ext/build_book.py $(if $(JOBS),--jobs $(JOBS),)
 	@echo
 	@echo "The book is in _build/html. Open it directly:"
 	@echo "    file://$(CURDIR)/_build/html/index.html"

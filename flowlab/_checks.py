@@ -251,9 +251,10 @@ def check_like(name: str, x: Tensor, module: torch.nn.Module) -> None:
         casts = {torch.float64: ".double()", torch.float32: ".float()", torch.float16: ".half()"}
         cast = casts.get(ref.dtype, f".to({ref.dtype})")
         other = f", or convert the model with .to({x.dtype})" if x.is_floating_point() else ""
+        why = "" if x.is_floating_point() else " (a layer computes in floating point)"
         raise ValueError(
-            f"{name} has dtype {x.dtype} but the {kind}'s parameters have dtype {ref.dtype}: pass {name}{cast}{other}. "
-            "(A fl.Flow's log_prob converts its input itself.)"
+            f"{name} has dtype {x.dtype} but the {kind}'s parameters have dtype {ref.dtype}{why}: pass "
+            f"{name}{cast}{other}. (A fl.Flow's log_prob converts its input itself.)"
         )
     if x.device != ref.device:
         raise ValueError(
