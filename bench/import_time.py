@@ -27,8 +27,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
+NEUTRAL = tempfile.gettempdir()
+"""The children run here, so that the flowlab they import is the one installed or on PYTHONPATH
+(``python -c`` puts its working directory first on the path)."""
 HEAVY = ("matplotlib", "PIL", "ipywidgets", "IPython", "scipy", "pandas", "torchdiffeq")
 
 ALONE = "import resource, sys; import {module}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
@@ -40,14 +44,14 @@ ABOVE = (
 
 def run(code: str) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=NEUTRAL)
     return time.perf_counter() - start, out.stdout.splitlines()
 
 
 def own_import_times() -> list[tuple[float, str]]:
     """Every flowlab module's own (self) import time in ms, largest first, from -X importtime."""
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import torch; import flowlab"],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, cwd=NEUTRAL)
     rows = []
     for line in out.stderr.splitlines():
         parts = line.split("|")
@@ -61,6 +65,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
+    found = run("import flowlab; print(flowlab.__file__)")[1][0]
+    print(f"flowlab from: {found}")
     jobs = {
         "torch": ALONE.format(module="torch"),
         "flowlab": ALONE.format(module="flowlab"),
