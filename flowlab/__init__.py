@@ -1,9 +1,10 @@
 """flowlab: the normalizing flows of the book, in small readable PyTorch modules.
 
 ``import flowlab`` loads the flows, the numerics and the targets. The parts that draw, show
-widgets or check exercises (:mod:`~flowlab.plot`, :mod:`~flowlab.replay`, :mod:`~flowlab.live`,
-:mod:`~flowlab.exercises`, :mod:`~flowlab.diagnostics`) are imported on first use, as
-``fl.plot`` or ``import flowlab.plot``: the same module either way.
+widgets, check exercises or check transforms (:mod:`~flowlab.plot`, :mod:`~flowlab.replay`,
+:mod:`~flowlab.live`, :mod:`~flowlab.exercises`, :mod:`~flowlab.diagnostics`,
+:mod:`~flowlab.testing`, :mod:`~flowlab.timing`) are imported on first use, as ``fl.plot`` or
+``import flowlab.plot``: the same module either way.
 
 Example:
     >>> import flowlab as fl
@@ -40,7 +41,7 @@ from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 __version__ = "0.1.0"
 
-_ON_FIRST_USE = ("diagnostics", "exercises", "live", "plot", "replay")
+_ON_FIRST_USE = ("diagnostics", "exercises", "live", "plot", "replay", "testing", "timing")
 
 
 def __getattr__(name: str):

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_positive_float, seeded_generator
+from .numerics import as_box, box_grid, jacobian_rows
 
 __all__ = [
     "autograd_jacobian",
@@ -54,12 +55,12 @@ def _first(out) -> Tensor:
 def autograd_jacobian(fn: Callable, x: Tensor) -> Tensor:
     r"""The Jacobian :math:`\partial\, \text{fn}(x)_i / \partial x_j` of each row, by autograd.
 
-    ``fn`` maps ``(batch, D)`` to ``(batch, D)`` (or to a tuple whose first element is that, like
-    a transform's ``forward``). Each row is differentiated on its own, as a batch of one, so a
-    map that mixes the rows of a batch cannot hide behind a block-diagonal Jacobian. (The
-    teaching version, :func:`flowlab.numerics.jacobian`, differentiates the whole batch at once
-    and so assumes the rows independent; this slower one is the reference for tests.)
-    Returns ``(batch, D, D)``.
+    ``fn`` maps ``(batch, D)`` to ``(batch, D_out)`` (or to a tuple whose first element is that,
+    like a transform's ``forward``). Each row is differentiated on its own, as a batch of one
+    (:func:`flowlab.numerics.jacobian_rows` on it), so a map that mixes the rows of a batch
+    cannot hide behind a block-diagonal Jacobian. (:func:`flowlab.numerics.jacobian`
+    differentiates the whole batch at once and so assumes the rows independent; this slower one
+    is the reference for tests.) Returns ``(batch, D_out, D)``, without a graph.
 
     Example:
         >>> import torch
@@ -67,10 +68,11 @@ def autograd_jacobian(fn: Callable, x: Tensor) -> Tensor:
         tensor([[3., 0.],
                 [0., 3.]])
     """
-    rows = [
-        torch.autograd.functional.jacobian(lambda v: _first(fn(v.unsqueeze(0))).squeeze(0), xi)
-        for xi in x.detach()
-    ]
+    rows = []
+    with torch.enable_grad():
+        for xi in x.detach():
+            v = xi.unsqueeze(0).requires_grad_(True)
+            rows.append(jacobian_rows(_first(fn(v)), v, create_graph=False)[0])
     return torch.stack(rows)
 
 
@@ -337,22 +339,9 @@ def _module_dtype_device(m: nn.Module) -> tuple[torch.dtype | None, torch.device
     return None, None
 
 
-def _boxes(lim) -> list[tuple[float, float]]:
-    """``L``, ``(a, b)`` or ``((a1, b1), (a2, b2))`` as two (low, high) pairs."""
-    if isinstance(lim, numbers.Real):
-        boxes = [(-float(lim), float(lim))] * 2
-    elif len(lim) == 2 and all(isinstance(v, numbers.Real) for v in lim):
-        boxes = [(float(lim[0]), float(lim[1]))] * 2
-    else:
-        boxes = [(float(a), float(b)) for a, b in lim]
-    if len(boxes) != 2 or any(not a < b for a, b in boxes):
-        raise ValueError(f"lim must be L > 0, (a, b) or ((a1, b1), (a2, b2)) with a < b, got {lim!r}.")
-    return boxes
-
-
 def _grid_density(flow_or_log_prob, lim, n: int, dtype, device, chunk: int) -> tuple[Tensor, float]:
-    """The density at the centres of an ``n x n`` grid of cells, ``(n, n)`` indexed [x, y],
-    and the area of one cell."""
+    """The density at the centres of an ``n x n`` grid of cells (:func:`flowlab.numerics.box_grid`),
+    ``(n, n)`` indexed [x, y], and the area of one cell."""
     log_prob = getattr(flow_or_log_prob, "log_prob", flow_or_log_prob)
     if not callable(log_prob):
         raise TypeError(f"expected a flow or a log-density function, got {type(flow_or_log_prob).__name__}.")
@@ -360,16 +349,10 @@ def _grid_density(flow_or_log_prob, lim, n: int, dtype, device, chunk: int) -> t
         mdtype, mdevice = _module_dtype_device(flow_or_log_prob)
         dtype = dtype or mdtype
         device = device if device is not None else mdevice
-    dtype = dtype or torch.float64
-    axes, area = [], 1.0
-    for a, b in _boxes(lim):
-        h = (b - a) / n
-        axes.append(torch.linspace(a + h / 2, b - h / 2, n, dtype=dtype, device=device))
-        area *= h
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 2)
+    grid, weights = box_grid(as_box(lim, "lim"), cells=n, dtype=dtype or torch.float64, device=device)
     with torch.no_grad():
         p = torch.cat([log_prob(grid[i : i + chunk]).exp() for i in range(0, len(grid), chunk)])
-    return p.reshape(n, n), area
+    return p.reshape(n, n), float(weights[0])
 
 
 def density_integral(
@@ -451,7 +434,7 @@ def sample_frequencies(samples: Tensor, lim=6.0, cells: int = 12) -> Tensor:
         tensor([[0.3333, 0.3333],
                 [0.0000, 0.0000]])
     """
-    lows, highs = zip(*_boxes(lim))
+    lows, highs = zip(*as_box(lim, "lim"))
     low = samples.new_tensor(lows)
     width = samples.new_tensor(highs) - low
     idx = ((samples - low) / width * cells).floor().long()
