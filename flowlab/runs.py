@@ -47,7 +47,8 @@ __all__ = ["Interval", "compare", "interval", "paired", "read", "summarize", "t_
 
 class Interval(NamedTuple):
     """A mean over ``n`` runs and the half-width ``half`` of its interval (``level``):
-    ``mean - half`` to ``mean + half``. ``format(i, ".2f")`` formats both numbers."""
+    ``mean - half`` to ``mean + half``. ``format(i, ".2f")`` formats both numbers
+    (``"+.2f"`` signs the mean only)."""
 
     mean: float
     half: float
@@ -67,8 +68,8 @@ class Interval(NamedTuple):
         return not self.low <= value <= self.high
 
     def __format__(self, spec: str) -> str:
-        spec = spec or ".3f"
-        return f"{format(self.mean, spec)} ± {format(self.half, spec)}"
+        spec = spec or ".3f"  # a sign flag ("+.3f") applies to the mean only
+        return f"{format(self.mean, spec)} ± {format(self.half, spec.replace('+', ''))}"
 
     def __str__(self) -> str:
         return format(self)

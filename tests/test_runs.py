@@ -38,6 +38,7 @@ def test_interval_values():
     assert i.half == pytest.approx(runs.t_quantile(0.95, 2) * 0.2 / math.sqrt(3))
     assert i.n == 3 and i.level == 0.95
     assert format(i, ".1f") == "2.2 ± 0.5"
+    assert format(runs.interval([-1.0, -1.2]), "+.2f") == "-1.10 ± 1.27"
     assert i.excludes(0.0) and not i.excludes(2.3)
 
 
