@@ -48,7 +48,9 @@ standard errors say how much.
 from __future__ import annotations
 
 import argparse
+import csv
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +58,7 @@ import numpy as np
 import torch
 
 import flowlab as fl
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _tables, when run from elsewhere
 from _tables import DATA, interleaved, load, write
 from _tables import header as _header
 
@@ -198,12 +201,48 @@ def summarize(runs: list[dict]) -> list[dict]:
         row["parameters"] = group[0]["parameters"]
         row["passes to sample"] = key[1] - 1 if key[3] == "RNN" else key[4] - 1
         for column in ("train NLL", "held-out NLL", "KL"):
-            if column in group[0]:
-                v = np.array([r[column] for r in group])
+            if group[0].get(column, "") != "":
+                v = np.array([float(r[column]) for r in group])
                 row[column] = round(float(v.mean()), 3)
                 row[f"{column} SE"] = round(float(v.std(ddof=1) / math.sqrt(len(v))), 3) if len(v) > 1 else float("nan")
         table.append(row)
     return table
+
+
+def read(path: Path) -> tuple[str, list[dict]]:
+    """The note line and the rows of a CSV written by :func:`write`, with numbers as numbers."""
+    def number(value: str):
+        if value == "":
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+
+    with open(path) as f:
+        note = f.readline().lstrip("# ").strip()
+        return note, [{k: number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+TIMED = ("ms per step", "ms for density of", "ms to sample")
+
+
+def write_table(out: Path) -> None:
+    """``autoregressive_table.csv`` from the per-seed runs and, where there are any, the median
+    timings of ``autoregressive_timings.csv``, so that one file holds the whole summary."""
+    note, runs = read(out / "autoregressive_runs.csv")
+    rows = summarize(runs)
+    if (out / "autoregressive_timings.csv").is_file():
+        _, timed = read(out / "autoregressive_timings.csv")
+        medians = {(t["target"], t["transformer"], t["conditioner"], t["K"]): t for t in timed}
+        for row in rows:
+            t = medians.get((row["target"], row["transformer"], row["conditioner"], row["K"]), {})
+            row.update({c: v for c, v in t.items() if c.startswith(TIMED) and not c.endswith(("min", "max"))})
+        note += "; ms columns: the medians of autoregressive_timings.csv (--timings)"
+    write(out / "autoregressive_table.csv", rows, note)
 
 
 def main() -> None:
@@ -230,6 +269,8 @@ def main() -> None:
         note = f"seed-0 models; median, min and max over {rounds} interleaved rounds"
         header = _header("bench/autoregressive_table.py --timings", note, start_all, load_before)
         write(out / "autoregressive_timings.csv", rows, header)
+        if (out / "autoregressive_runs.csv").is_file():
+            write_table(out)
         print(f"wrote {out / 'autoregressive_timings.csv'} in {time.perf_counter() - start_all:.0f} s")
         return
     runs = []
@@ -240,7 +281,7 @@ def main() -> None:
             print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     header = _header("bench/autoregressive_table.py", f"{len(seeds)} seeds", start_all, load_before)
     write(out / "autoregressive_runs.csv", runs, header)
-    write(out / "autoregressive_table.csv", summarize(runs), header)
+    write_table(out)
     print(f"wrote {out} in {time.perf_counter() - start_all:.0f} s")
 
 

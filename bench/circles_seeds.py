@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 import flowlab as fl
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _tables, when run from elsewhere
 from _tables import DATA, header, load, write
 
 
