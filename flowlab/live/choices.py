@@ -23,7 +23,8 @@ from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..continuous import CNF
 from ..core import Compose, Transform
-from ..linear import Glow, mixing
+from ..glow import Glow
+from ..linear import mixing
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
