@@ -249,7 +249,6 @@ class Training:
                                     "they were rolled back to those of the lowest loss so far.")
         return True
 
-    _keep_finite = restore_last_good  # the former name (flowlab.live calls it)
 
     def _validate(self) -> None:
         if self.valid is None:
