@@ -35,9 +35,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_batch, check_callable, check_choice, check_finite, check_flow, check_positive_int
+from ._checks import check_batch, check_callable, check_choice, check_finite, check_positive_int
 from .continuous import CNF
-from .core import Flow
+from .core import Flow, check_flow
 
 __all__ = ["COUPLINGS", "MAX_OT_BATCH", "PATHS", "REVERSE_KL_SAMPLES", "flow_matching", "forward_kl", "reverse_kl"]
 

@@ -23,14 +23,16 @@ import copy
 import html
 import json
 import math
+import numbers
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from ._checks import as_data, check_flow, check_positive_float, check_positive_int, check_recording
+from ._checks import ArgumentTypeError, as_data, check_positive_float, check_positive_int, describe
 from .chart import loss_chart
-from .core import Flow
+from .core import Flow, check_flow
 from .pictures import Painter, caption
 from .train import Training
 
@@ -39,6 +41,38 @@ NOTE = (
     "trains the same flow when this notebook runs with a Python kernel: locally in JupyterLab, "
     "on Binder or on Colab (see <em>How to use the widgets</em>)."
 )
+
+
+def check_recording(frames, steps, loss, valid_step=(), valid_nll=()) -> None:
+    """The parts of a replay agree: one step per frame (integers >= 0, non-decreasing, none past
+    the end of ``loss`` when there is one), and as many ``valid_step`` as ``valid_nll``."""
+    parts = {"frames": frames, "steps": steps, "loss": loss, "valid_step": valid_step, "valid_nll": valid_nll}
+    for what, seq in parts.items():
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence):
+            raise ArgumentTypeError(f"{what} must be a list, got {describe(seq)}.")
+    if len(frames) == 0:
+        raise ValueError("a replay needs at least one frame; frames is empty.")
+    if len(frames) != len(steps):
+        raise ValueError(
+            f"frames and steps must have one entry per snapshot, got {len(frames)} frames and {len(steps)} steps."
+        )
+    for f in frames:
+        if not isinstance(f, (bytes, bytearray)):
+            raise ArgumentTypeError(f"every frame must be PNG bytes (as Painter makes), got {describe(f)}.")
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
+            raise ValueError(f"steps must be integers >= 0, got {list(steps)!r}.")
+    if any(b < a for a, b in zip(steps[:-1], steps[1:])):
+        raise ValueError(f"steps must not decrease from one frame to the next, got {list(steps)!r}.")
+    if len(loss) and steps[-1] > len(loss):
+        raise ValueError(
+            f"the last frame is at step {steps[-1]} but loss has {len(loss)} entries (one per step): "
+            "pass the whole loss history, or frames up to that step."
+        )
+    if len(valid_step) != len(valid_nll):
+        raise ValueError(
+            f"valid_step and valid_nll must have the same length, got {len(valid_step)} and {len(valid_nll)}."
+        )
 
 
 @dataclass

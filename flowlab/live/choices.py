@@ -22,8 +22,8 @@ from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..continuous import CNF
-from ..core import Compose, Transform
-from ..linear import Glow, mixing
+from ..core import Transform
+from ..glow import Glow
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
@@ -157,21 +157,10 @@ def _two(s: dict) -> tuple[int, int]:
 
 
 def _mixed(recipe: Callable[..., Transform]) -> Callable[[int, dict], Transform]:
-    """A family whose ``recipe(d, s, layers=...)`` stacks layers with the ``mixing`` setting's
-    layer between them (:func:`flowlab.linear.mixing`; "reverse" gives exactly the recipe's own
-    stack). The recipes stack with "reverse" only, so this builds one-layer recipes and puts the
-    mixing layer in between; it is the one place to change once the recipes take ``mixing=``:
-    ``return lambda d, s: recipe(d, s, layers=s["layers"], mixing=s["mixing"], seed=s["seed"])``."""
-
-    def build(d: int, s: dict) -> Transform:
-        blocks: list[Transform] = []
-        for i in range(s["layers"]):
-            between = mixing(s["mixing"], d, seed=s["seed"] + i) if i else None
-            blocks += [between] if between is not None else []
-            blocks.append(recipe(d, s, layers=1))
-        return blocks[0] if len(blocks) == 1 else Compose(*blocks)
-
-    return build
+    """A family whose ``recipe(d, s, layers=..., mixing=..., seed=...)`` stacks its layers with
+    the ``mixing`` setting's layer between them (:func:`flowlab.linear.mixing`; "reverse" is the
+    recipes' own stack)."""
+    return lambda d, s: recipe(d, s, layers=s["layers"], mixing=s["mixing"], seed=s["seed"])
 
 
 FAMILIES: dict[str, Family] = {
