@@ -80,7 +80,7 @@ def pytest_collection_modifyitems(session, config, items):
         if name in SLOW:
             item.add_marker(pytest.mark.slow)
     # the tests that read the built book run last: the build, started in the background as soon
-    # as collection ends, executes the chapters (one core) while the other tests run
+    # as collection ends, executes the chapters while the other tests run
     items.sort(key=_needs_book)
 
 
