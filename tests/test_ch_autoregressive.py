@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import flowlab as fl
+from flowlab.testing import shaken
 from flowlab.exercises import autoregressive as ex
 
 f64 = torch.float64
@@ -29,19 +30,11 @@ TRANSFORMERS = {
 KINDS = [2, 3, D, "RNN"]
 
 
-def _shaken(transform, scale=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in transform.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return transform.double().requires_grad_(False)
-
-
 def _layer(kind, transformer=None, seed=0):
     torch.manual_seed(0)
     cond = fl.RNNConditioner(D, hidden=16) if kind == "RNN" else fl.MaskedConditioner(D, parts=kind, hidden=(32, 32))
     tau = transformer if transformer is not None else fl.RQSpline(bins=6, bound=4.0)
-    return _shaken(fl.Autoregressive(cond, tau), seed=seed)
+    return shaken(fl.Autoregressive(cond, tau), seed=seed).double().requires_grad_(False)
 
 
 def _part(layer):
@@ -149,7 +142,7 @@ def test_without_permutation_the_first_part_stays_elementwise():
             if i:
                 blocks.append(between())
             blocks.append(fl.Autoregressive(fl.MaskedConditioner(4, parts=2, hidden=(8, 8)), fl.Affine()))
-        return _shaken(fl.Compose(*blocks))
+        return shaken(fl.Compose(*blocks)).double().requires_grad_(False)
 
     x4 = torch.randn(3, 4, dtype=f64)
     with torch.no_grad():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import flowlab as fl
+from flowlab.testing import shaken
 from flowlab.exercises import change_of_variables as ex
 
 f64 = torch.float64
@@ -89,18 +90,11 @@ def test_1d_density_integrates_to_one(name):
 # ------------------------------------------------------------------------------------------
 
 
-def _shaken(transform, scale, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in transform.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return transform.double().requires_grad_(False)
-
-
 @pytest.fixture(scope="module")
 def layer():
     torch.manual_seed(0)
-    return _shaken(fl.Autoregressive(fl.MaskedConditioner(2, hidden=(32, 32)), fl.RQSpline(bins=8, bound=3.0)), 0.15)
+    layer = fl.Autoregressive(fl.MaskedConditioner(2, hidden=(32, 32)), fl.RQSpline(bins=8, bound=3.0))
+    return shaken(layer, 0.15).double().requires_grad_(False)
 
 
 def _autograd_ladj(fn, x):
@@ -113,7 +107,7 @@ def _autograd_ladj(fn, x):
 
 def test_ladj_matches_the_autograd_jacobian(layer):
     torch.manual_seed(1)
-    maf = _shaken(fl.MAF(2, hidden=(32, 32), layers=3), 0.1)
+    maf = shaken(fl.MAF(2, hidden=(32, 32), layers=3), 0.1).double().requires_grad_(False)
     x = 1.5 * torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=f64)
     z = torch.randn(6, 2, generator=torch.Generator().manual_seed(2), dtype=f64)
     for t in (layer, maf):

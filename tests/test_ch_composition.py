@@ -11,26 +11,19 @@ import pytest
 import torch
 
 import flowlab as fl
+from flowlab.testing import shaken
 from flowlab.exercises import composition as ex
 
 f64 = torch.float64
-
-
-def _shaken(transform, scale, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in transform.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return transform
 
 
 @pytest.fixture(scope="module")
 def layers():
     torch.manual_seed(0)
     ls = [
-        _shaken(fl.MAF(2, hidden=(16, 16)), 0.3, seed=1),
+        shaken(fl.MAF(2, hidden=(16, 16)), 0.3, seed=1),
         fl.Reverse(2),
-        _shaken(fl.Autoregressive(fl.MaskedConditioner(2, hidden=(16, 16)), fl.RQSpline(bins=8, bound=3.0)), 0.1, seed=2),
+        shaken(fl.Autoregressive(fl.MaskedConditioner(2, hidden=(16, 16)), fl.RQSpline(bins=8, bound=3.0)), 0.1, seed=2),
     ]
     return [t.double().requires_grad_(False) for t in ls]
 
