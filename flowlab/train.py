@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_callable, check_positive_float, check_positive_int, check_seed, seeded_generator
+from ._checks import (as_data, check_callable, check_fraction, check_positive_float, check_positive_int, check_seed,
+                      seeded_generator)
 from .core import Flow, check_flow
 from .device import check_device
 from .history import History, split  # noqa: F401 - also flowlab.train.History and flowlab.train.split
@@ -156,8 +157,9 @@ class Training:
         seed = check_seed("seed", seed)
         if schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}.")
-        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+        if (isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float))
+                or not 0 <= weight_decay < math.inf):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
         if batch_size is not None:
             batch_size = check_positive_int("batch_size", batch_size)
         self.batch_size = batch_size
@@ -174,6 +176,7 @@ class Training:
         else:
             self.x = as_data("data", data, flow.features)
             if isinstance(valid, float):
+                check_fraction("valid", valid, "the share of the data held out")
                 self.x, valid = split(self.x, valid, seed=0 if seed is None else seed)
             self.x = self.x.to(device=device, dtype=dtype)
         self.valid = None if valid is None else as_data("valid", valid, flow.features).to(device=device, dtype=dtype)

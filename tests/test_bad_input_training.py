@@ -86,10 +86,12 @@ def test_lr_not_positive(lr, flow, device, data):
     [
         (lambda f, x: fl.fit(f, x, batch_size=0, progress=False), r"batch_size must be an integer >= 1"),
         (lambda f, x: fl.fit(f, x, valid_every=0, progress=False), r"valid_every must be an integer >= 1"),
-        (lambda f, x: fl.fit(f, x, weight_decay=-1.0, progress=False), r"weight_decay must be (a number )?>= 0"),
+        (lambda f, x: fl.fit(f, x, weight_decay=-1.0, progress=False), r"weight_decay must be a finite number >= 0"),
+        (lambda f, x: fl.fit(f, x, weight_decay=float("inf"), progress=False), r"weight_decay must be a finite number"),
         (lambda f, x: fl.fit(f, x, schedule="linear", progress=False), r"schedule must be 'cosine' or 'constant'"),
+        (lambda f, x: fl.fit(f, x, valid=0.0, progress=False), r"valid \(the share of the data held out\) must be in"),
     ],
-    ids=["batch_size", "valid_every", "weight_decay", "schedule"],
+    ids=["batch_size", "valid_every", "weight_decay", "weight_decay_inf", "schedule", "valid_fraction"],
 )
 def test_impossible_settings(call, match, flow, device, data):
     with pytest.raises(ValueError, match=match):
