@@ -30,8 +30,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_callable, check_flow, check_positive_int
-from .core import Flow
+from ._checks import check_callable, check_positive_int
+from .core import Flow, check_flow
 
 __all__ = ["REVERSE_KL_SAMPLES", "forward_kl", "reverse_kl"]
 

@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_callable, check_flow, check_positive_float, check_positive_int, check_seed
-from .core import Flow
+from ._checks import as_data, check_callable, check_positive_float, check_positive_int, check_seed, seeded_generator
+from .core import Flow, check_flow
 from .device import check_device
 from .history import History, split  # noqa: F401 - also flowlab.train.History and flowlab.train.split
-from .objectives import REVERSE_KL_SAMPLES, forward_kl, reverse_kl  # also reachable as flowlab.train.*
+from .objectives import REVERSE_KL_SAMPLES, forward_kl, reverse_kl  # noqa: F401 - also flowlab.train.*
+
 
 @torch.no_grad()
 def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
@@ -139,8 +140,7 @@ class Training:
                 self.x, valid = split(self.x, valid, seed=0 if seed is None else seed)
             self.x = self.x.to(device=device, dtype=dtype)
         self.valid = None if valid is None else as_data("valid", valid, flow.features).to(device=device, dtype=dtype)
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
+        self.generator = seeded_generator("seed", seed, device)
         self.optimizer = _adam(self.params, lr, weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total) if schedule == "cosine" else None
         self.hooks = [m.after_step for m in flow.modules() if callable(getattr(m, "after_step", None))]
@@ -200,9 +200,10 @@ class Training:
                 self.history.skipped.append(self.history.steps)
                 self.bad_in_a_row += 1
                 if not math.isfinite(value):
-                    self._keep_finite()
+                    self.restore_last_good()
         if self.step_count % self.valid_every == 0 or self.step_count == self.total:
-            self._keep_finite()
+            with self.lock:
+                self.restore_last_good()
             self._validate()
         if self.bad_in_a_row >= self.patience:
             with self.lock:
@@ -227,18 +228,28 @@ class Training:
         """After the last step: restore the parameters of the lowest held-out NLL (with
         ``keep_best`` and validation data), leave the flow in eval mode, return the history."""
         with self.lock:
-            self._keep_finite()
+            self.restore_last_good()
             if keep_best and self.best is not None:
                 _copy(self.params, self.best)
         self.flow.eval()
         return self.history
 
-    def _keep_finite(self) -> None:
-        if not bool(torch.isfinite(torch.nn.utils.get_total_norm([p.detach() for p in self.params]))):
-            _copy(self.params, self.kept)
-            if not self.history.message:
-                self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
-                                        "they were rolled back to those of the lowest loss so far.")
+    def restore_last_good(self) -> bool:
+        """If the flow's parameters are not all finite, put back the last good ones, those of
+        the lowest training loss so far (the starting parameters before any step), and say so in
+        ``history.message``; returns whether it did. :meth:`step` does this itself; code that
+        drives the run and meets a failure it did not foresee (an exception from a step, say)
+        calls it to leave the flow usable. It does not take ``lock``: hold it while another
+        thread may read the parameters, as the live dashboard does."""
+        if bool(torch.isfinite(torch.nn.utils.get_total_norm([p.detach() for p in self.params]))):
+            return False
+        _copy(self.params, self.kept)
+        if not self.history.message:
+            self.history.message = (f"the parameters became non-finite at step {self.history.steps}; "
+                                    "they were rolled back to those of the lowest loss so far.")
+        return True
+
+    _keep_finite = restore_last_good  # the former name (flowlab.live calls it)
 
     def _validate(self) -> None:
         if self.valid is None:
