@@ -44,7 +44,7 @@ import time
 import torch
 
 import flowlab as fl
-from tables import write_table
+from _tables import DATA, header, load, write
 
 ARMS = ("reverse", "permutation", "interleave", "lu", "Glow")
 
@@ -96,7 +96,7 @@ def main() -> None:
     rows = []
     gaussian = torch.distributions.MultivariateNormal(train.mean(0), torch.cov(train.T))
     rows.append(("Gaussian", "", 0, round(float(-gaussian.log_prob(test).mean()), 5), ""))
-    start = time.time()
+    started, load_before = time.perf_counter(), load()
     for seed in range(args.seeds):
         for arm in ARMS:
             flow = coupling_flow(arm, seed)
@@ -114,8 +114,10 @@ def main() -> None:
                    callback=checkpoint)
             print(f"seed {seed} {arm:12s} test NLL {rows[-1][3]:.3f} ({rows[-1][4]:.1f} CPU s)", flush=True)
     table = [dict(zip(("arm", "seed", "step", "test NLL", "CPU s"), row)) for row in rows]
-    write_table(table, "glow_ablation.csv", "glow_ablation.py",
-                f"{args.seeds} seeds x {args.steps} steps; {time.time() - start:.0f} s in all", quick=args.quick)
+    path = DATA / ("glow_ablation_quick.csv" if args.quick else "glow_ablation.csv")
+    write(path, table, header("python bench/glow_ablation.py", f"{args.seeds} seeds x {args.steps} steps", started,
+                              load_before))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import torch
 
 import flowlab as fl
 from flowlab import diagnostics as dg
-from tables import write_table
+from _tables import DATA, header, load, write
 
 TARGET = fl.targets.two_modes_log_prob
 BOX, NODES = (-7.0, 7.0, -4.5, 4.5), 120
@@ -68,7 +68,7 @@ def main() -> None:
     seeds = range(2 if args.quick else args.seeds)
     data = fl.targets.two_modes(2000, seed=0)
     log_z = fl.targets.two_modes_log_z()
-    rows, start = [], time.time()
+    rows, started, load_before = [], time.perf_counter(), load()
     for seed in seeds:
         for name, loss_fn in losses(seed, data).items():
             flow = spline_flow(seed)
@@ -87,8 +87,9 @@ def main() -> None:
                                  left=float((x[:, 0] < 0).float().mean()), ess=dg.ess(log_w) / len(log_w),
                                  log_z_error=dg.log_z(log_w)[0] - log_z))
             print(rows[-1], flush=True)
-    write_table(rows, "practice_collapse.csv", "practice_runs.py",
-                f"{len(seeds)} seeds x {steps} steps; {time.time() - start:.0f} s", quick=args.quick)
+    path = DATA / ("practice_collapse_quick.csv" if args.quick else "practice_collapse.csv")
+    write(path, rows, header("python bench/practice_runs.py", f"{len(seeds)} seeds x {steps} steps", started, load_before))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import time
 import torch
 
 import flowlab as fl
-from tables import write_table
+from _tables import DATA, header, load, write
 from flowlab.testing import density_integral
 
 MODES = {"series, n = 1": ("series", 1), "series, n = 2": ("series", 2), "exact": ("exact", None)}
@@ -148,8 +148,11 @@ def posterior(seeds, quick):
     return rows
 
 
-def write(rows, name, args, seconds):
-    write_table(rows, name, "residual_runs.py", f"seeds {args.seeds}; {seconds:.0f} s", quick=args.quick)
+def save(rows, name, args, started, load_before):
+    """``rows`` as ``book/data/<name>`` (``*_quick.csv`` for a smoke test) under its header line."""
+    path = DATA / (name.replace(".csv", "_quick.csv") if args.quick else name)
+    write(path, rows, header("python bench/residual_runs.py", f"seeds {args.seeds}", started, load_before))
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -162,9 +165,9 @@ def main() -> None:
         args.seeds = 2
     torch.set_num_threads(1)
     for name in args.only or ("cheat", "posterior"):
-        start = time.time()
+        started, load_before = time.perf_counter(), load()
         rows = cheat(range(args.seeds), args.quick) if name == "cheat" else posterior(range(args.seeds), args.quick)
-        write(rows, f"residual_{name}.csv", args, time.time() - start)
+        save(rows, f"residual_{name}.csv", args, started, load_before)
 
 
 if __name__ == "__main__":
