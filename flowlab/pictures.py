@@ -302,9 +302,7 @@ class Painter:
     def _like(flow: Flow) -> dict:
         if flow.features != 2:
             raise ValueError(f"the pictures show 2-D flows; this flow has {flow.features} features.")
-        ref = next(flow.parameters(), None)
-        ref = flow.base._anchor if ref is None else ref
-        return dict(device=ref.device, dtype=ref.dtype)
+        return dict(device=flow.device, dtype=flow.dtype)
 
     @torch.no_grad()
     def density(self, flow: Flow) -> np.ndarray:

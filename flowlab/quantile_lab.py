@@ -153,18 +153,23 @@ def figure_png(fig) -> bytes:
     return out.getvalue()
 
 
-def map_replay(frames: list[bytes], steps: list[int], distance: list[float], title: str = "") -> Replay:
+MAP_CAPTION = "Solid: the exact map; dashed: the flow's map after the step shown."
+"""The caption of :func:`record`'s 1-D frames (the exact quantile map and the flow's, as curves)."""
+
+
+def map_replay(frames: list[bytes], steps: list[int], distance: list[float], title: str = "",
+               caption: str = MAP_CAPTION) -> Replay:
     """A kernel-free player (:class:`flowlab.replay.Replay`) of snapshots of a flow's map, each
-    labelled with its step and its mean distance to the exact map.
+    labelled with its step and its mean distance to the exact map. ``caption`` says what the
+    frames show (the default describes :func:`record`'s curves; pass your own for other frames).
 
     Example:
         >>> r = map_replay([b"png-0", b"png-1"], [0, 10], [0.8, 0.1], "demo")
-        >>> r.labels()[1], r.html().count("data:image/png;base64,")  # both frames, and the last shown first
-        ('step 10 \u00b7 mean |T_flow - T| = 0.100', 3)
+        >>> r.labels()[1], r.html().count("data:image/png;base64,")  # each frame once
+        ('step 10 \u00b7 mean |T_flow - T| = 0.100', 2)
     """
     labels = [f"step {s} \u00b7 mean |T_flow - T| = {d:.3f}" for s, d in zip(steps, distance)]
-    return Replay(list(frames), list(steps), [], title=title, fps=4.0, step_labels=labels,
-                  caption="Solid: the exact map; dashed: the flow's map after the step shown.")
+    return Replay(list(frames), list(steps), [], title=title, fps=4.0, step_labels=labels, caption=caption)
 
 
 def record(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), n: int = 2000, steps: int = 400,

@@ -22,9 +22,8 @@ from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..continuous import CNF
-from ..core import Compose, Transform
+from ..core import Transform
 from ..glow import Glow
-from ..linear import mixing
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
@@ -137,11 +136,20 @@ class Family:
     """A flow family of the dashboard: ``build(features, settings) -> Transform`` calls a public
     recipe with the settings it uses, named in ``knobs`` (the dashboard hides the others).
     ``may_fold`` marks a family whose map is not injective by construction: after each run the
-    dashboard counts the grid points where it folds the plane (:func:`flowlab.testing.folds`)."""
+    dashboard counts the grid points where it folds the plane (:func:`flowlab.testing.folds`).
+    ``objective`` is what :class:`flowlab.Training` minimizes on data (``None``: maximum
+    likelihood)."""
 
     build: Callable[[int, dict], Transform]
     knobs: tuple[str, ...] = ()
     may_fold: bool = False
+    objective: str | None = None
+
+
+def objective_name(family: str, target) -> str:
+    """What the dashboard's caption calls the objective of ``family`` on ``target``."""
+    objective = FAMILIES[family].objective
+    return objective.replace("_", " ") if objective is not None else target.objective
 
 
 def _two(s: dict) -> tuple[int, int]:
@@ -149,21 +157,10 @@ def _two(s: dict) -> tuple[int, int]:
 
 
 def _mixed(recipe: Callable[..., Transform]) -> Callable[[int, dict], Transform]:
-    """A family whose ``recipe(d, s, layers=...)`` stacks layers with the ``mixing`` setting's
-    layer between them (:func:`flowlab.linear.mixing`; "reverse" gives exactly the recipe's own
-    stack). The recipes stack with "reverse" only, so this builds one-layer recipes and puts the
-    mixing layer in between; it is the one place to change once the recipes take ``mixing=``:
-    ``return lambda d, s: recipe(d, s, layers=s["layers"], mixing=s["mixing"], seed=s["seed"])``."""
-
-    def build(d: int, s: dict) -> Transform:
-        blocks: list[Transform] = []
-        for i in range(s["layers"]):
-            between = mixing(s["mixing"], d, seed=s["seed"] + i) if i else None
-            blocks += [between] if between is not None else []
-            blocks.append(recipe(d, s, layers=1))
-        return blocks[0] if len(blocks) == 1 else Compose(*blocks)
-
-    return build
+    """A family whose ``recipe(d, s, layers=..., mixing=..., seed=...)`` stacks its layers with
+    the ``mixing`` setting's layer between them (:func:`flowlab.linear.mixing`; "reverse" is the
+    recipes' own stack)."""
+    return lambda d, s: recipe(d, s, layers=s["layers"], mixing=s["mixing"], seed=s["seed"])
 
 
 FAMILIES: dict[str, Family] = {
@@ -190,6 +187,8 @@ FAMILIES: dict[str, Family] = {
     "planar": Family(lambda d, s: PlanarFlow(d, 2 * s["layers"])),
     "continuous (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete"),
                                may_fold=True),
+    "flow matching (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete"),
+                                  may_fold=True, objective="flow_matching"),
 }
 """Flow families by name. Every transformer of :mod:`flowlab.transformers` appears with a
 masked conditioner (K parts) and with the recurrent one; the integral transformer uses 16
@@ -204,4 +203,6 @@ of that discrete map (``trace="discrete"``), so that the solver's error cannot i
 likelihood. Its density is then exact for the discrete map wherever that map is injective,
 which holds when the steps are small for the field; a fixed-step solve of a field that varies
 quickly can fold the plane (the Jacobian determinant changes sign), and there the formula
-counts points twice. The dashboard checks for folds on its grid after every run."""
+counts points twice. The dashboard checks for folds on its grid after every run. The
+flow-matching family is the same CNF, trained by :func:`flowlab.objectives.flow_matching`
+(no ODE solve per step) instead of maximum likelihood; its pictures are drawn the same way."""

@@ -45,11 +45,6 @@ CHART_WIDTH = 420
 """Width of the loss chart in pixels: beside a picture of 200-pixel panels it fits a laptop's notebook."""
 
 
-def restore_last_good(run: Training) -> None:
-    """Give ``run``'s flow back the parameters of its lowest loss if its current ones are not finite."""
-    run._keep_finite()  # the one use of a private name of Training: Training.restore_last_good() replaces it
-
-
 def run_seed(seed: int, step: int) -> int:
     """The seed of a run that starts at ``step``: ``seed`` itself for a fresh flow (as
     :meth:`Session.record` and :func:`flowlab.fit` use it); for a run that continues a trained
@@ -281,7 +276,7 @@ class Session:
             try:
                 run = Training(self.flow, target.data, s["steps"], s["lr"], s["batch_size"], target.valid,
                                valid_every=self.valid_every, seed=run_seed(s["seed"], self.step_count),
-                               lock=self._lock, history=self.history)
+                               lock=self._lock, history=self.history, objective=FAMILIES[s["family"]].objective)
             except (ValueError, RuntimeError) as e:
                 self.fail(f"Cannot start: {e}", e)
                 return
@@ -322,7 +317,7 @@ class Session:
     def _recover(self, run: Training, e: BaseException) -> str:
         try:
             with self._lock:
-                restore_last_good(run)
+                run.restore_last_good()
             return (f"Training stopped at step {self.step_count}: {type(e).__name__}: {e} "
                     "The flow keeps its last good parameters.")
         except RuntimeError:  # the device itself is gone: go on from the last picture, on the CPU
@@ -503,5 +498,5 @@ class Session:
         return record(flow, target.data, steps, every, s["lr"], s["batch_size"], target.valid,
                       seed=run_seed(s["seed"], 0), painter=painter, threads=self.threads, reference=target.reference,
                       reference_label=target.reference_label, points_label=target.points_label,
-                      valid_every=self.valid_every,
+                      valid_every=self.valid_every, objective=FAMILIES[s["family"]].objective,
                       title=title if title is not None else f"{s['family']} on {target.name}, {steps} steps")
