@@ -7,7 +7,8 @@ much the value depends on the run; :func:`flowlab.runs.interval` and
 :func:`flowlab.runs.paired` give Student-t intervals for it. :func:`verdict` turns a paired
 comparison of two methods run on the same seeds into the sentence a chapter prints: which one is
 lower and by how much, or that the interval of the difference contains zero, so that the runs do
-not tell them apart. Each costs :math:`O(n)`.
+not tell them apart. Each costs :math:`O(n)`. :func:`say` prints such sentences within the
+79 characters of a code box.
 
 References: Student (1908), "The probable error of a mean", *Biometrika* 6(1), 1-25.
 
@@ -20,11 +21,12 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 from .runs import _values, paired
 
-__all__ = ["mean_se", "verdict"]
+__all__ = ["mean_se", "say", "verdict"]
 
 
 def mean_se(values) -> tuple[float, float]:
@@ -60,3 +62,26 @@ def verdict(a: Sequence[float], b: Sequence[float], name_a: str = "a", name_b: s
         return f"{name_a} and {name_b} are not distinguishable: {d.mean:+.{digits}f} ± {d.half:.{digits}f} {tail}"
     low, high = (name_a, name_b) if d.mean < 0 else (name_b, name_a)
     return f"{low} is lower than {high} by {abs(d.mean):.{digits}f} ± {d.half:.{digits}f} {tail}"
+
+
+def say(*parts, sep: str = " ", width: int = 79) -> None:
+    """``print(*parts, sep=sep)``, with every printed line longer than ``width`` characters broken
+    at spaces; a continuation keeps the line's indentation plus two spaces. Only the line breaks
+    differ from ``print``: a sentence fits the book's code boxes and a narrow notebook pane.
+
+    Example:
+        >>> say("over 5 seeds: " + "the spline flow is lower than the CNF " * 3, width=40)
+        over 5 seeds: the spline flow is lower
+          than the CNF the spline flow is lower
+          than the CNF the spline flow is lower
+          than the CNF
+    """
+    lines = []
+    for line in sep.join(str(p) for p in parts).split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip(" "))] + "  "
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False,
+                                   break_on_hyphens=False))
+    print("\n".join(lines))

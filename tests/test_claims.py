@@ -48,3 +48,15 @@ def test_seed_noise_shared_by_both_methods_cancels():
 def test_bad_input_says_what_to_pass(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_say_changes_only_the_line_breaks(capsys):
+    from flowlab.claims import say
+
+    text = "  " + " ".join(f"word{i}" for i in range(60)) + "\nshort line\n" + "x" * 90
+    say(text, width=50)
+    out = capsys.readouterr().out
+    assert out.split() == text.split()  # the same words, in the same order
+    lines = out.rstrip("\n").split("\n")
+    assert all(len(line) <= 50 for line in lines if " " in line.strip())  # only the unbreakable word is longer
+    assert lines[1].startswith("    word") and "short line" in lines  # continuation indented by two more
