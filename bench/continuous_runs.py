@@ -10,8 +10,7 @@ Three experiments, each writing one table into ``book/data/`` that the chapter r
   of points of a 100 x 100 grid over [-2.2, 2.2]^2 where the Jacobian determinant of the trained
   map is negative (a fold), the smallest determinant, the total mass on [-4, 4]^2 (400 x 400
   midpoint rule), twice the mass on the folded grid cells (the mass a fold counts twice), the
-  largest Jacobian norm of the field along the grid's trajectories, and the steps per unit time
-  that ``CNF.safe_steps`` asks for from the weights' Lipschitz bound. Also per seed: the CNF
+  largest Jacobian norm of the field along the grid's trajectories. Also per seed: the CNF
   with 4 RK4 steps trained with the integrated trace (``trace="exact"``), whose ladj is not
   that of its map: its held-out NLL and its total mass.
 * ``nfe`` -> ``continuous_nfe.csv``. The same field trained with the adaptive solver dopri5
@@ -147,7 +146,7 @@ def circles(seeds, quick):
             rows.append(dict(seed=seed, model=f"CNF, {rk4} RK4 steps", rk4=rk4, nll=nll[0], nll_se=nll[1],
                              gap=gap[0], gap_se=gap[1], folds=int((det < 0).sum()), grid_points=len(det),
                              min_det=float(det.min()), mass=mass, excess=excess,
-                             max_jacobian=largest_jacobian(cnf, fold_grid[:: 4 if quick else 16]), safe_steps=cnf.safe_steps(),
+                             max_jacobian=largest_jacobian(cnf, fold_grid[:: 4 if quick else 16]),
                              cpu=round(seconds, 2)))
             print(rows[-1], flush=True)
         clock = time.process_time()  # the integrated trace with 4 steps: not the ladj of the map
