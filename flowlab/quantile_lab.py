@@ -10,9 +10,11 @@ increasing map that does so, so a 1-D flow trained by maximum likelihood should 
   :math:`f` on a grid of :math:`z`;
 * :func:`panel` draws the density and CDF, the quantile map (with a flow's map if given), and a
   histogram of :math:`f(Z)` against :math:`p`;
-* :class:`Explorer` puts sliders on the mixture and a button that trains a flow (needs a kernel);
 * :func:`record` trains a 1-D spline flow and returns a :func:`map_replay`, a self-contained
   HTML player of the learned map converging onto the exact one (no kernel needed).
+
+:mod:`flowlab.explorer_page` puts sliders on the mixture, computed in the browser, with replays
+of flows trained on preset mixtures.
 
 Example:
     >>> import torch
@@ -39,9 +41,9 @@ MAX_FRAMES = 200
 """The most snapshots :func:`record` draws (``steps / every + 1``): each is a matplotlib figure."""
 
 MAX_STEPS = 20_000
-"""The most training steps of :func:`record` and :class:`Explorer` (a 1-D spline flow needs hundreds)."""
+"""The most training steps of :func:`record` (a 1-D spline flow needs hundreds)."""
 
-__all__ = ["Explorer", "map_replay", "exact_map", "figure_png", "flow_map", "panel", "record", "spline_flow"]
+__all__ = ["map_replay", "exact_map", "figure_png", "flow_map", "panel", "record", "spline_flow"]
 
 
 def _box(weights, locs, scales) -> tuple[float, float]:
@@ -231,78 +233,3 @@ def record(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), n: int = 200
     snapshot(0)
     fit(flow, x, steps=steps, lr=lr, batch_size=256, seed=seed, progress=False, callback=snapshot)
     return map_replay(frames, marks, dist, "a 1-D spline flow learning the quantile map"), flow, dist
-
-
-class Explorer:
-    """Sliders for a two-component mixture (weight, locations, scales), the three panels of
-    :func:`panel` redrawn on every change, and a button that trains a 1-D spline flow on 2000
-    samples for ``steps`` steps and overlays its map. Needs a kernel: display ``.widget``
-    (or the explorer itself) in a notebook. Python callbacks only; no ``interact``.
-
-    Example:
-        >>> from flowlab import quantile_lab as ql
-        >>> ex = ql.Explorer(steps=20)
-        >>> ex.settings()["weights"]
-        (0.3, 0.7)
-    """
-
-    def __init__(self, steps: int = 300):
-        import ipywidgets as w
-
-        self.steps = check_positive_int("steps", steps, maximum=MAX_STEPS, hint="(a 1-D spline flow needs hundreds)")
-        self.flow: Flow | None = None
-        slider = dict(continuous_update=False, style={"description_width": "initial"})
-        self.weight = w.FloatSlider(0.3, min=0.05, max=0.95, step=0.05, description="weight of bump 1", **slider)
-        self.locs = [w.FloatSlider(v, min=-4.0, max=4.0, step=0.1, description=f"location {i + 1}", **slider)
-                     for i, v in enumerate((-2.0, 1.0))]
-        self.scales = [w.FloatSlider(v, min=0.1, max=2.0, step=0.05, description=f"scale {i + 1}", **slider)
-                       for i, v in enumerate((0.4, 0.8))]
-        self.button = w.Button(description=f"train a flow ({steps} steps)")
-        self.status = w.Label("move a slider, or train a flow to overlay its map")
-        self.picture = w.Image(format="png")
-        for s in [self.weight, *self.locs, *self.scales]:
-            s.observe(self._changed, names="value")
-        self.button.on_click(lambda _: self.train())
-        self.widget = w.VBox([w.HBox([self.weight, *self.locs]), w.HBox([*self.scales, self.button]), self.status,
-                              self.picture])
-        self.draw()
-
-    def settings(self) -> dict:
-        """The mixture the sliders describe, as keywords of :func:`panel` and :func:`record`."""
-        wt = round(self.weight.value, 6)
-        return dict(weights=(wt, round(1 - wt, 6)), locs=tuple(s.value for s in self.locs),
-                    scales=tuple(s.value for s in self.scales))
-
-    def draw(self) -> None:
-        """Redraw the three panels into the picture (PNG bytes in an image widget: no output
-        capture, so the same code runs in a kernel, in a notebook executed headless, or in none)."""
-        self.picture.value = figure_png(panel(**self.settings(), flow=self.flow, n=2000))
-
-    def _changed(self, _change) -> None:
-        self.flow = None
-        self.status.value = "new mixture: press the button to train a flow on it"
-        self.draw()
-
-    def train(self) -> None:
-        """Train a fresh 1-D spline flow on the current mixture and redraw with its map."""
-        from .train import fit
-
-        self.status.value = "training..."
-        x = mixture_1d(2000, **self.settings(), seed=0)
-        torch.manual_seed(0)
-        flow = spline_flow()
-        try:
-            fit(flow, x, steps=self.steps, lr=1e-2, batch_size=256, progress=False)
-        except ValueError as e:  # a message on screen, never a traceback
-            self.status.value = f"training failed: {e}"
-            return
-        self.flow = flow
-        z = torch.linspace(-3, 3, 201, dtype=torch.float64)
-        gap = float((flow_map(flow, z) - exact_map(**self.settings(), z=z)[1]).abs().mean())
-        self.status.value = f"trained {self.steps} steps: mean |f_flow(z) - f(z)| over z in [-3, 3] = {gap:.3f}"
-        self.draw()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)

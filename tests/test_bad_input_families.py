@@ -413,7 +413,7 @@ def test_dopri5_min_step_must_fit_the_span():
         (lambda: fl.CNF(2, solver="dopri5").signed_det(torch.zeros(1, 2)), r"signed_det checks a fixed-step map"),
         (lambda: ql.record(every=0), r"^every must be an integer >= 1"),
         (lambda: ql.record(n=0), r"^n must be an integer >= 1"),
-        (lambda: ql.Explorer(steps=0), r"^steps must be an integer between 1 and 20000"),
+        (lambda: ql.record(steps=0), r"^steps must be an integer between 1 and 20000"),
         (lambda: ql.panel(weights=(0.5, 0.6)), r"weights must be positive and sum to 1"),
         (lambda: fl.ResidualBlock(2, hidden="big"), r"hidden must be an integer width"),
         (lambda: fl.ResidualBlock(2, generator=0), r"^generator must be a torch.Generator or None"),

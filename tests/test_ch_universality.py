@@ -124,18 +124,6 @@ def test_record_trains_a_1d_flow_towards_the_exact_map():
     assert flow.features == 1
 
 
-def test_explorer_follows_its_sliders_and_trains_a_flow():
-    e = ql.Explorer(steps=40)
-    e.weight.value = 0.5
-    e.locs[1].value = 2.0
-    assert e.settings() == {"weights": (0.5, 0.5), "locs": (-2.0, 2.0), "scales": (0.4, 0.8)}
-    assert e.flow is None and "new mixture" in e.status.value
-    e.button.click()
-    assert e.flow is not None and e.status.value.startswith("trained 40 steps")
-    e.scales[0].value = 1.0  # a new mixture drops the old flow
-    assert e.flow is None
-
-
 # --------------------------------------------------------------------------------------------
 # exercise checkers
 # --------------------------------------------------------------------------------------------
@@ -214,15 +202,3 @@ def test_one_affine_layer_needs_the_right_ordering_for_the_banana():
     (good, good_se), (bad, bad_se) = gaps[(0, 1)], gaps[(1, 0)]
     assert good < 0.1 + 3 * good_se  # near the true density
     assert bad - 4 * bad_se > good + 4 * good_se + 0.2  # clearly worse, far outside the error bars
-
-
-def test_explorer_draws_into_its_picture_and_trains():
-    explorer = ql.Explorer(steps=20)
-    first = explorer.picture.value
-    assert first[:8] == b"\x89PNG\r\n\x1a\n"
-    explorer.locs[0].value = -1.0  # a slider change redraws and forgets the trained flow
-    assert explorer.picture.value != first and explorer.flow is None and "new mixture" in explorer.status.value
-    before = explorer.picture.value
-    explorer.train()
-    assert explorer.flow is not None and explorer.status.value.startswith("trained 20 steps")
-    assert explorer.picture.value != before  # the flow's map is drawn over the exact one

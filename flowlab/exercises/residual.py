@@ -107,7 +107,9 @@ ITERATION_POINT = torch.tensor([[1.0 / 0.9, 0.0]], dtype=torch.float64)
 
 def iteration_block() -> Callable[[Tensor], Tensor]:
     r"""The map :math:`g(x) = 0.9\, R x` of exercise 2, with :math:`R` a rotation by 1 radian: a contraction
-    with constant exactly 0.9 in every step, the worst case of the a-priori bound."""
+    with constant exactly 0.9 in every step. Not the worst case of the a-priori bound (that is
+    :math:`g(x) = -0.9 x`): its iterates turn around the solution, the first step overstates the
+    starting error, and after the bound's 153 steps the true error is about 6e-8."""
     rot = torch.tensor([[math.cos(1.0), -math.sin(1.0)], [math.sin(1.0), math.cos(1.0)]], dtype=torch.float64)
     return lambda x: 0.9 * x @ rot.T
 
