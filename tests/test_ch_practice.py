@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from arviz_stats.base import array_stats
 
 import flowlab as fl
 from flowlab import diagnostics as dg
@@ -82,26 +81,6 @@ def test_new_targets_reject_bad_input():
         fl.targets.funnel_log_prob(torch.zeros(3, 2), scale=0.0)
     with pytest.raises(ValueError, match="theta"):
         fl.targets.logistic_log_prob(torch.zeros(4, 3))
-
-
-# --------------------------------------------------------------------------------------------
-# the chapter's use of arviz-stats for k-hat
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sp", [1.5, 2.0])
-def test_khat_as_the_chapter_computes_it(sp):
-    # target N(0, sp^2), proposal N(0, 1): the weights' tail has Pareto shape k = 1 - 1/sp^2
-    x = torch.randn(20_000, dtype=f64, generator=torch.Generator().manual_seed(0))
-    log_w = -0.5 * x**2 / sp**2 + 0.5 * x**2
-    khat = float(array_stats.psislw(-log_w.numpy())[1])  # the sign: arviz's leave-one-out convention
-    assert khat == pytest.approx(1 - 1 / sp**2, abs=0.1)
-
-
-def test_khat_of_a_wider_proposal_is_small():
-    x = 2.0 * torch.randn(20_000, dtype=f64, generator=torch.Generator().manual_seed(0))
-    log_w = -0.5 * x**2 + 0.5 * (x / 2.0) ** 2  # bounded weights
-    assert float(array_stats.psislw(-log_w.numpy())[1]) < 0.3
 
 
 # --------------------------------------------------------------------------------------------

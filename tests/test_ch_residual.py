@@ -49,14 +49,6 @@ def test_the_a_priori_bound_holds_and_is_tight_for_a_rotation():
     assert bound <= sol.iterations <= bound + 2
 
 
-def test_matrix_determinant_lemma():
-    g = torch.Generator().manual_seed(0)
-    a = torch.eye(30, dtype=f64) + 0.1 * torch.randn(30, 30, generator=g, dtype=f64)
-    v, w = torch.randn(30, 2, generator=g, dtype=f64), torch.randn(30, 2, generator=g, dtype=f64)
-    left = torch.linalg.det(a + v @ w.T)
-    right = torch.linalg.det(torch.eye(2, dtype=f64) + w.T @ torch.linalg.solve(a, v)) * torch.linalg.det(a)
-    assert torch.allclose(left, right, rtol=1e-10)
-
 
 # ------------------------------------------------------------------------------------------
 # checkers
