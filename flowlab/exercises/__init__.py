@@ -8,15 +8,17 @@ them (the self-check of graded multiple-choice questions).
 """
 
 import numpy as np
+import torch
 
 from . import (autoregressive, change_of_variables, circles, composition, continuous, jacobians, linear,
                objectives, practice, residual, universality)
-from ._feedback import Verdict, flag, number, say
+from ._feedback import Verdict, flag, number, say, tensor
 
 
 def answered(choices=None, **answers) -> Verdict:
-    """Say whether each answer is in a gradable form (a number, ``True``/``False``, or one of
-    ``choices``), without saying whether it is right: it is graded after submission.
+    """Say whether each answer is in a gradable form (a number, an array of numbers,
+    ``True``/``False``, a dict of those, or one of ``choices``), without saying whether it is
+    right: it is graded after submission.
 
     Example:
         >>> answered(prediction="x2 first", choices=("x1 first", "x2 first"))
@@ -35,8 +37,10 @@ def answered(choices=None, **answers) -> Verdict:
             continue
         if isinstance(value, dict):
             ok = all(flag(f"{name}[{k!r}]", v) is not None for k, v in value.items()) and ok
-        elif flag(name, value) is not None if isinstance(value, (bool, np.bool_)) else False:
+        elif isinstance(value, (bool, np.bool_)):
             continue
+        elif isinstance(value, (list, tuple, np.ndarray, torch.Tensor)) and np.size(np.asarray(value, dtype=object)) > 1:
+            ok = tensor(name, value, np.shape(np.asarray(value, dtype=object))) is not None and ok
         elif number(name, value) is None:
             ok = False
     if ok:
