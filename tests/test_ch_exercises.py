@@ -128,7 +128,7 @@ def rk4_step(f, t, y, h):
     return y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-def bootstrap(a, b, resamples=300):
+def bootstrap(a, b, resamples=400):
     d = a - b
     g = torch.Generator().manual_seed(1)
     means = torch.stack([d[torch.randint(len(d), (len(d),), generator=g)].mean() for _ in range(resamples)])

@@ -154,7 +154,7 @@ def hidden_test(v, stem: str, helpers: str) -> str:
 if right is not True:
     raise AssertionError("not right on the inputs drawn by this test (see above)")
 print("{flowlab_grading.MARK}{flowlab_grading.PLACEHOLDER}")"""])
-    return (f"### BEGIN HIDDEN TESTS\ndef _graded(*answers):\n    import contextlib\n\n"
+    return ("### BEGIN HIDDEN TESTS\ndef _graded(*answers):\n    import contextlib\n\n"
             + textwrap.indent(body, "    ") + f"\n\n\n_graded({args})\n### END HIDDEN TESTS")
 
 
@@ -219,6 +219,12 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+]
+# the feedback students get shows the hidden tests' messages, not their code
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 # With a shared exchange (JupyterHub, or students on one machine), set its folder here and in
 # the students' configuration:

@@ -11,7 +11,8 @@ The course's ``nbgrader_config.py`` puts them into ``nbgrader autograde`` around
 - :class:`Verdict`, after it ran: a grade cell scores only if its hidden test printed its verdict
   line with the token of this run. A cell that a student's code silenced (an AST transformer that
   turns the test into ``pass``, a hook that skips it) gets an error output, hence zero points. The
-  verdict line is then removed from the output and the placeholder restored in the source.
+  verdict line is then removed from the output, the placeholder restored in the source, and an
+  error's traceback shortened to its message (it would show lines of the hidden test).
 
 The checks need no network and no flowlab (only nbgrader): this file is copied into the course folder.
 """
@@ -269,6 +270,9 @@ class Verdict(NbGraderPreprocessor):
                     found = True
                     out.text = "".join(x for x in out.text.splitlines(keepends=True) if line not in x)
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and not o.text)]
+            for out in cell.outputs:  # a traceback would show lines of the hidden test in the feedback
+                if out.output_type == "error":
+                    out.traceback = [f"{out.ename}: {out.evalue}"]
             failed = any(o.output_type == "error" for o in cell.outputs)
             if not found and not failed:
                 cell.outputs.append(nbformat.v4.new_output(
