@@ -1,6 +1,7 @@
 # Build the book, serve it, test everything. Each target sets up .venv on first use.
-#   make book    build the site into _build/html, executing every chapter
+#   make book    build the site into _build/html, executing every chapter (in parallel)
 #   make serve   serve _build/html on http://127.0.0.1:8000
+#   make check   the fast loop: unit, contract and bad-input tests and doctests (no book build, no browser)
 #   make test    run the whole test suite (unit, notebooks, book build, browser)
 #   make lab     open JupyterLab at the repository root, in the same environment
 #   make classroom  build the nbgrader course in _build/classroom and check its grading
@@ -17,7 +18,7 @@ TORCH_THREADS ?= 1
 
 THREADS_ENV := $(if $(TORCH_THREADS),OMP_NUM_THREADS=$(TORCH_THREADS) MKL_NUM_THREADS=$(TORCH_THREADS),)
 
-.PHONY: book serve test chromium lab classroom
+.PHONY: book serve check test chromium lab classroom
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +28,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
+# Every chapter is executed, JOBS at a time (default: one per CPU core), then the site is built
+# from those results with `jupyter-book build . --all -W -n --keep-going` (see _ext/build_book.py).
+JOBS ?=
 book: $(VENV)/.installed
-	$(THREADS_ENV) $(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(THREADS_ENV) $(BIN)/python _ext/build_book.py $(if $(JOBS),--jobs $(JOBS),)
 	@echo
 	@echo "The book is in _build/html. Open it directly:"
 	@echo "    file://$(CURDIR)/_build/html/index.html"
@@ -45,6 +49,11 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+# The fast loop, for while you change flowlab: every test but those that read the built book, drive a
+# browser or JupyterLab, build the classroom, or train for long (the markers in pyproject.toml).
+check: $(VENV)/.installed
+	$(THREADS_ENV) $(BIN)/python -m pytest -q -m "not book and not browser and not classroom and not slow"
 
 test: $(VENV)/.installed chromium
 	$(THREADS_ENV) $(BIN)/python -m pytest

@@ -2,6 +2,12 @@
 
     python _ext/lab_server.py [more jupyter lab options]
 
+Widgets live in the kernel that made them: a notebook saved with the views of its widgets (the
+live dashboard, a progress bar) shows "Error displaying widget: model not found" in their place
+once reopened with another kernel, or none. JupyterLab is therefore started with
+`drop_widget_views` as its pre-save hook: the saved outputs keep every other form of a widget's
+output (its HTML or text), so a reopened chapter shows that until its cell runs again.
+
 In a git clone it first sets nbstripout as the clone's filter for notebooks (``.gitattributes``
 names the filter): whatever JupyterLab saves, git records the notebook stripped of outputs,
 execution counts and the details a running kernel adds to its metadata. ``--keep-id`` keeps
@@ -68,8 +74,36 @@ def keep_git_status_clean(model=None, os_path=None, contents_manager=None, **kwa
             log.warning("git status of %s not refreshed: %s", path, error)
 
 
-# the server option that installs the save hook (the server imports this module: `server_env`)
-SAVE_HOOK = "--FileContentsManager.post_save_hook=lab_server.keep_git_status_clean"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widget_views(model=None, path=None, contents_manager=None, **kwargs) -> None:
+    """Jupyter pre-save hook: remove the widget views from a notebook's outputs before it is written.
+
+    An output that also has another form (``text/html``, ``text/plain``) keeps it; an output
+    that was only a widget view is removed. The notebook open in the browser is not changed:
+    its widgets stay live until the tab is closed.
+    """
+    if not model or model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
+        return
+    for cell in model["content"].get("cells", []):
+        outputs = cell.get("outputs")
+        if not outputs:
+            continue
+        kept = []
+        for output in outputs:
+            data = output.get("data")
+            if isinstance(data, dict) and WIDGET_VIEW in data:
+                del data[WIDGET_VIEW]
+                if not data:
+                    continue
+            kept.append(output)
+        cell["outputs"] = kept
+
+
+# the server options that install the save hooks (the server imports this module: `server_env`)
+SAVE_HOOKS = ["--FileContentsManager.pre_save_hook=lab_server.drop_widget_views",
+              "--FileContentsManager.post_save_hook=lab_server.keep_git_status_clean"]
 
 
 def server_env(env: dict | None = None) -> dict:
@@ -84,7 +118,7 @@ def main(argv: list[str]) -> None:
         configure_git(ROOT)
         print("nbstripout is this clone's git filter for notebooks: git sees them without outputs.")
     jupyter = str(Path(sys.executable).with_name("jupyter"))
-    args = [jupyter, "lab", f"--ServerApp.root_dir={ROOT}", SAVE_HOOK]
+    args = [jupyter, "lab", f"--ServerApp.root_dir={ROOT}", *SAVE_HOOKS]
     if hasattr(os, "getuid") and os.getuid() == 0:
         args.append("--allow-root")  # JupyterLab refuses root without it (containers, Binder-like hosts)
     os.execve(jupyter, args + argv, server_env())

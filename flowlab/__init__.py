@@ -1,5 +1,11 @@
 """flowlab: the normalizing flows of the book, in small readable PyTorch modules.
 
+``import flowlab`` loads the flows, the numerics and the targets. The parts that draw, show
+widgets, check exercises or check transforms (:mod:`~flowlab.plot`, :mod:`~flowlab.replay`,
+:mod:`~flowlab.live`, :mod:`~flowlab.exercises`, :mod:`~flowlab.diagnostics`,
+:mod:`~flowlab.testing`, :mod:`~flowlab.timing`) are imported on first use, as ``fl.plot`` or
+``import flowlab.plot``: the same module either way.
+
 Example:
     >>> import flowlab as fl
     >>> flow = fl.Flow(fl.SplineAutoregressive(2), fl.StandardNormal(2))
@@ -7,8 +13,9 @@ Example:
     >>> history = fl.fit(flow, x, steps=10, progress=False)
 """
 
-from . import exercises, live, numerics, plot, replay, targets
-from . import diagnostics
+import importlib
+
+from . import numerics, targets
 from .autoregressive import (
     IAF,
     MAF,
@@ -20,11 +27,12 @@ from .autoregressive import (
     SplineAutoregressive,
     UMNNFlow,
 )
-from .conditioners import MaskedConditioner, RNNConditioner
+from .conditioners import Conditioner, MaskedConditioner, RNNConditioner
 from .continuous import CNF
 from .core import Compose, Flow, Inverse, StandardNormal, Transform
 from .device import available_devices, default_device
-from .linear import LU, ActNorm, Glow, Linear, Permutation, Reverse, Triangular, mixing
+from .glow import Glow
+from .linear import LU, ActNorm, Linear, Permutation, Reverse, Triangular, mixing
 from . import lipschitz
 from .residual import Planar, PlanarFlow, ResidualBlock, ResidualFlow, Sylvester, SylvesterFlow
 from .objectives import forward_kl, reverse_kl
@@ -32,6 +40,20 @@ from .train import History, Training, fit, split
 from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 __version__ = "0.1.0"
+
+_ON_FIRST_USE = ("diagnostics", "exercises", "live", "plot", "replay", "testing", "timing")
+
+
+def __getattr__(name: str):
+    """``fl.plot`` and the other modules of ``_ON_FIRST_USE``, imported the first time they are named."""
+    if name in _ON_FIRST_USE:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))
+
 
 __all__ = [
     "lipschitz",
@@ -46,6 +68,7 @@ __all__ = [
     "available_devices",
     "Compose",
     "CNF",
+    "Conditioner",
     "default_device",
     "diagnostics",
     "exercises",

@@ -1,4 +1,8 @@
-"""Argument checks shared by the public functions: the one place for them.
+"""Argument checks on plain values: numbers, seeds, names, widths and tensors.
+
+This module knows no flowlab type, and imports no other flowlab module: the checks of the
+package's own objects live with them (:func:`flowlab.device.check_device`,
+:func:`flowlab.core.check_flow`, :func:`flowlab.conditioners.check_conditioner`).
 
 Every check raises a ``ValueError`` whose message names the argument, the value received and
 what to pass instead. A wrong *kind* of object (a class instead of an instance, a number where
@@ -35,7 +39,7 @@ class ArgumentTypeError(TypeError, ValueError):
     """A wrong kind of object: a ``TypeError`` that is also a ``ValueError``."""
 
 
-def _describe(value) -> str:
+def describe(value) -> str:
     """``value`` for a message: short, with its type when the repr does not show it."""
     if isinstance(value, type):
         return f"the class {value.__module__.split('.')[0]}.{value.__qualname__}"
@@ -60,7 +64,7 @@ def check_positive_int(name: str, value, minimum: int = 1, maximum: int | None =
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         whole = isinstance(value, float) and value.is_integer()
         extra = f" (pass {int(value)}, without the decimal point)" if whole else ""
-        raise ValueError(f"{name} must be an integer {span}{hint}, got {_describe(value)}{extra}.")
+        raise ValueError(f"{name} must be an integer {span}{hint}, got {describe(value)}{extra}.")
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be an integer {span}{hint}, got {value}.")
     return int(value)
@@ -70,7 +74,7 @@ def check_positive_float(name: str, value, maximum: float | None = None, hint: s
     """A finite number > 0 (and <= ``maximum``); bools, strings, NaN and infinity are refused."""
     hint = f" {hint}" if hint else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value != value:
-        raise ValueError(f"{name} must be a positive number{hint}, got {_describe(value)}.")
+        raise ValueError(f"{name} must be a positive number{hint}, got {describe(value)}.")
     if value == math.inf:
         raise ValueError(f"{name} must be finite{hint}, got {value!r}.")
     if maximum is not None and value > maximum:
@@ -82,7 +86,7 @@ def check_finite_float(name: str, value, bound: float | None = None, hint: str =
     """A finite number (any sign) with ``|value| <= bound``."""
     hint = f" {hint}" if hint else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number{hint}, got {_describe(value)}.")
+        raise ValueError(f"{name} must be a finite number{hint}, got {describe(value)}.")
     if bound is not None and abs(value) > bound:
         raise ValueError(f"{name} must be a number between {-bound:g} and {bound:g}{hint}, got {value!r}.")
     return float(value)
@@ -92,7 +96,7 @@ def check_fraction(name: str, value, what: str = "") -> float:
     """A number strictly between 0 and 1; ``what`` says what it is, as in ``"inner radius / outer radius"``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
         what = f" ({what})" if what else ""
-        raise ValueError(f"{name}{what} must be in (0, 1), a number strictly between 0 and 1, got {_describe(value)}.")
+        raise ValueError(f"{name}{what} must be in (0, 1), a number strictly between 0 and 1, got {describe(value)}.")
     return float(value)
 
 
@@ -112,7 +116,7 @@ def check_seed(name: str, value) -> int | None:
             extra = f" Pass {int(value)}, without the decimal point."
         raise ValueError(
             f"{name} must be an integer between 0 and 2**64 - 1 (or None for fresh randomness), "
-            f"got {_describe(value)}.{extra}"
+            f"got {describe(value)}.{extra}"
         )
     return int(value)
 
@@ -144,7 +148,7 @@ def check_choice(name: str, value, choices: Sequence[str], what: str = "") -> st
             hint = f"choose one of the {len(choices)} names, such as {', '.join(repr(c) for c in choices[:6])}."
         raise ValueError(f"{name} {value!r} is not a known{what} name; {hint}")
     shown = choices if len(choices) <= 12 else choices[:6] + ["..."]
-    raise ArgumentTypeError(f"{name} must be a string, one of {', '.join(shown)}; got {_describe(value)}.")
+    raise ArgumentTypeError(f"{name} must be a string, one of {', '.join(shown)}; got {describe(value)}.")
 
 
 def check_colormap(name: str, value) -> str:
@@ -153,51 +157,6 @@ def check_colormap(name: str, value) -> str:
 
     names = sorted(matplotlib.colormaps, key=lambda n: (n.endswith("_r"), n.lower()))
     return check_choice(name, value, names, "matplotlib colour map")
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-def check_device(device, name: str = "device") -> torch.device:
-    """``device`` as a ``torch.device`` that exists here (``"cuda"`` means ``"cuda:0"``); anything
-    else, including a number or a device this machine lacks, gets a ValueError that lists the
-    available ones.
-
-    Example:
-        >>> import flowlab as fl
-        >>> fl.device.check_device("cpu")
-        device(type='cpu')
-    """
-    from .device import available_devices  # device.py re-exports this function
-
-    devices = available_devices()
-    choose = f"choose one of: {', '.join(repr(d) for d in devices)}"
-    if isinstance(device, torch.device):
-        dev = device
-    elif isinstance(device, str):
-        text = device.strip().lower()
-        if text.startswith(("gpu", "nvidia")):
-            raise ValueError(f"{name} {device!r} is not a torch device name (torch calls a GPU 'cuda'); {choose}.")
-        try:
-            dev = torch.device(text)
-        except (RuntimeError, TypeError, ValueError):
-            raise ValueError(f"{name} {device!r} is not a torch device name; {choose}.") from None
-    else:
-        number = isinstance(device, int) and not isinstance(device, bool)
-        extra = f" (for GPU number {device}, pass 'cuda:{device}')" if number else ""
-        raise ArgumentTypeError(
-            f"{name} must be a device name such as 'cpu' or 'cuda', got {_describe(device)}{extra}; {choose}."
-        )
-    label = f"{dev.type}:0" if dev.type == "cuda" and dev.index is None else str(dev)
-    if label not in devices:
-        why = ""
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            why = " (this torch sees no CUDA GPU)"
-        elif dev.type == "cuda":
-            why = f" (this machine has {torch.cuda.device_count()} CUDA GPUs)"
-        given = f"'{label}'" if str(device).strip().lower() == label else f"{str(device)!r} ({label})"
-        raise ValueError(f"the {name} {given} is not available here{why}; {choose}.")
-    return torch.device(label)
 
 
 # ----------------------------------------------------------------------------- objects
@@ -212,52 +171,35 @@ def check_type(name: str, value, kind: type | tuple[type, ...], example: str) ->
         return
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, type) and issubclass(value, kinds):
-        raise ArgumentTypeError(f"{name} must be {example}, got {_describe(value)} itself: call it to make one.")
+        raise ArgumentTypeError(f"{name} must be {example}, got {describe(value)} itself: call it to make one.")
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
         raise ArgumentTypeError(
             f"{name} must be {example}, got the function {value.__name__}: call it to build one, {value.__name__}(...)."
         )
-    raise ArgumentTypeError(f"{name} must be {example}, got {_describe(value)}.")
-
-
-def check_conditioner(name: str, value) -> None:
-    """A flowlab conditioner: a module with ``features``, ``passes``, ``build`` and ``initial``."""
-    from torch import nn
-
-    needed = ("build", "initial", "forward")
-    if isinstance(value, nn.Module) and all(callable(getattr(value, m, None)) for m in needed) and isinstance(
-        getattr(value, "features", None), int
-    ):
-        return
-    example = "a flowlab conditioner such as fl.MaskedConditioner(features) or fl.RNNConditioner(features)"
-    if hasattr(value, "params") and callable(getattr(value, "inverse", None)):  # a transformer, given first
-        raise ArgumentTypeError(
-            f"{name} must be {example}, got the transformer {type(value).__name__}: the conditioner comes first, "
-            "fl.Autoregressive(conditioner, transformer)."
-        )
-    if isinstance(value, type) and all(hasattr(value, m) for m in needed):
-        raise ArgumentTypeError(f"{name} must be {example}, got {_describe(value)} itself: call it to make one.")
-    raise ArgumentTypeError(f"{name} must be {example}, got {_describe(value)}.")
+    raise ArgumentTypeError(f"{name} must be {example}, got {describe(value)}.")
 
 
 def check_callable(name: str, value, what: str) -> None:
     """A function, checked before any work starts (not when it is first called)."""
     if not callable(value):
-        raise ArgumentTypeError(f"{name} must be {what}, got {_describe(value)}.")
+        raise ArgumentTypeError(f"{name} must be {what}, got {describe(value)}.")
 
 
-def check_flow(name: str, value) -> None:
-    """A :class:`flowlab.Flow`; a bare transform gets told how to wrap it."""
-    from .core import Flow, Transform  # core imports this module
+def renamed(name: str, value, default, old: str, old_value) -> tuple[str, object]:
+    """An argument renamed from ``old`` to ``name``: ``(the name the caller used, its value)``.
 
-    if isinstance(value, Flow):
-        return
-    if isinstance(value, Transform):
-        raise ArgumentTypeError(
-            f"{name} must be a flowlab Flow, got the transform {type(value).__name__}: wrap it with its base "
-            "distribution, fl.Flow(transform, fl.StandardNormal(features))."
-        )
-    check_type(name, value, Flow, "a flowlab Flow such as fl.Flow(fl.MAF(2), fl.StandardNormal(2))")
+    The old name still works; given together with the new one (not at its ``default``), it is
+    refused, as the two could disagree.
+
+    Example:
+        >>> renamed("units", 8, 8, "hidden", 4)
+        ('hidden', 4)
+    """
+    if old_value is None:
+        return name, value
+    if value != default:
+        raise ValueError(f"{old} is the former name of {name}: pass {name} only, got {name}={value!r} and {old}={old_value!r}.")
+    return old, old_value
 
 
 def check_hidden(value, layers: int = 2, name: str = "hidden") -> tuple[int, ...]:
@@ -269,7 +211,7 @@ def check_hidden(value, layers: int = 2, name: str = "hidden") -> tuple[int, ...
     if not (sequence or isinstance(value, Tensor) and value.dim() == 1):
         raise ArgumentTypeError(
             f"{name} must be an integer width, such as 64 ({layers} hidden layers of 64 units), or a sequence "
-            f"of widths, such as (64, 64); got {_describe(value)}."
+            f"of widths, such as (64, 64); got {describe(value)}."
         )
     widths = [int(h) if isinstance(h, Tensor) and not h.is_floating_point() else h for h in value]
     for h in widths:
@@ -284,7 +226,7 @@ def check_hidden(value, layers: int = 2, name: str = "hidden") -> tuple[int, ...
 def check_batch(name: str, x, features: int) -> None:
     """A tensor of shape (batch, features)."""
     if not isinstance(x, Tensor):
-        raise ArgumentTypeError(f"{name} must be a torch.Tensor of shape (batch, {features}), got {_describe(x)}.")
+        raise ArgumentTypeError(f"{name} must be a torch.Tensor of shape (batch, {features}), got {describe(x)}.")
     if x.dim() != 2 or x.shape[-1] != features:
         raise ValueError(
             f"{name} must have shape (batch, {features}), got {tuple(x.shape)}."
@@ -293,25 +235,30 @@ def check_batch(name: str, x, features: int) -> None:
 
 
 def check_like(name: str, x: Tensor, module: torch.nn.Module) -> None:
-    """``x`` has the dtype and device of ``module``'s first parameter (if it has one).
+    """``x`` has the dtype and device of ``module``: of its first parameter, or else of its first
+    buffer (then only the device counts, unless that buffer holds floating-point numbers).
 
-    Meant to diagnose a failure (call it when a computation raised), not for every call.
+    Cheap enough for every call (a lookup and two comparisons); the message says which
+    conversion to make.
     """
-    p = next(module.parameters(), None)
-    if p is None:
-        return
+    ref = next(module.parameters(), None)
+    if ref is None:
+        ref = next(module.buffers(), None)
+        if ref is None:
+            return
     kind = type(module).__name__
-    if x.dtype != p.dtype:
+    if x.dtype != ref.dtype and ref.is_floating_point():
         casts = {torch.float64: ".double()", torch.float32: ".float()", torch.float16: ".half()"}
-        cast = casts.get(p.dtype, f".to({p.dtype})")
+        cast = casts.get(ref.dtype, f".to({ref.dtype})")
         other = f", or convert the model with .to({x.dtype})" if x.is_floating_point() else ""
+        why = "" if x.is_floating_point() else " (a layer computes in floating point)"
         raise ValueError(
-            f"{name} has dtype {x.dtype} but the {kind}'s parameters have dtype {p.dtype}: pass {name}{cast}{other}. "
-            "(A fl.Flow's log_prob converts its input itself.)"
+            f"{name} has dtype {x.dtype} but the {kind}'s parameters have dtype {ref.dtype}{why}: pass "
+            f"{name}{cast}{other}. (A fl.Flow's log_prob converts its input itself.)"
         )
-    if x.device != p.device:
+    if x.device != ref.device:
         raise ValueError(
-            f"{name} is on {x.device} but the {kind}'s parameters are on {p.device}: pass {name}.to('{p.device}'), "
+            f"{name} is on {x.device} but the {kind}'s parameters are on {ref.device}: pass {name}.to('{ref.device}'), "
             f"or move the model with .to('{x.device}')."
         )
 
@@ -353,38 +300,3 @@ def as_data(name: str, data, features: int | None = None) -> Tensor:
             "remove or impute them before training."
         )
     return data
-
-
-# ----------------------------------------------------------------------------- recordings
-
-
-def check_recording(frames, steps, loss, valid_step=(), valid_nll=()) -> None:
-    """The parts of a replay agree: one step per frame (integers >= 0, non-decreasing, none past
-    the end of ``loss`` when there is one), and as many ``valid_step`` as ``valid_nll``."""
-    parts = {"frames": frames, "steps": steps, "loss": loss, "valid_step": valid_step, "valid_nll": valid_nll}
-    for what, seq in parts.items():
-        if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence):
-            raise ArgumentTypeError(f"{what} must be a list, got {_describe(seq)}.")
-    if len(frames) == 0:
-        raise ValueError("a replay needs at least one frame; frames is empty.")
-    if len(frames) != len(steps):
-        raise ValueError(
-            f"frames and steps must have one entry per snapshot, got {len(frames)} frames and {len(steps)} steps."
-        )
-    for f in frames:
-        if not isinstance(f, (bytes, bytearray)):
-            raise ArgumentTypeError(f"every frame must be PNG bytes (as Painter makes), got {_describe(f)}.")
-    for s in steps:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
-            raise ValueError(f"steps must be integers >= 0, got {list(steps)!r}.")
-    if any(b < a for a, b in zip(steps[:-1], steps[1:])):
-        raise ValueError(f"steps must not decrease from one frame to the next, got {list(steps)!r}.")
-    if len(loss) and steps[-1] > len(loss):
-        raise ValueError(
-            f"the last frame is at step {steps[-1]} but loss has {len(loss)} entries (one per step): "
-            "pass the whole loss history, or frames up to that step."
-        )
-    if len(valid_step) != len(valid_nll):
-        raise ValueError(
-            f"valid_step and valid_nll must have the same length, got {len(valid_step)} and {len(valid_nll)}."
-        )

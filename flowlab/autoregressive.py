@@ -6,26 +6,37 @@ r"""Autoregressive flows: a conditioner followed by a transformer, and the named
 
 The Jacobian is triangular, so its determinant is the product of the diagonal: :math:`O(D)`.
 
-In the builders with masked conditioners (all but :func:`RNNFlow`, whose ``hidden`` is the
-size of a GRU's state), ``hidden`` gives the widths of each conditioner's hidden layers, such
-as ``(64, 64)``; one number, ``hidden=64``, means two layers of that width.
+In the recipes with masked conditioners (all but :func:`RNNFlow`, whose ``units`` is the size
+of a GRU's state), ``hidden`` gives the widths of each conditioner's hidden layers, such as
+``(64, 64)``; one number, ``hidden=64``, means two layers of that width. Every recipe stacks
+``layers`` layers in a :class:`~flowlab.Compose`, with the ``mixing`` layer in between
+(:func:`flowlab.linear.mixing`: a reversal by default; mixing layer :math:`i` is drawn from
+``seed + i``).
+
+References: Papamakarios et al. 2021, section 3 (autoregressive flows); Kingma et al. 2016
+(IAF); Papamakarios et al. 2017 (MAF); Huang et al. 2018 (NAF).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
-from ._checks import check_batch, check_conditioner, check_like, check_positive_int, check_type
-from .conditioners import MaskedConditioner
+from ._checks import check_positive_int, check_seed, check_type, describe, renamed
+from .conditioners import Conditioner, MaskedConditioner, RNNConditioner, check_conditioner
 from .core import Compose, Transform
-from .linear import Reverse
-from .transformers import Affine, RQSpline, Transformer
+from .linear import MIXINGS
+from .linear import mixing as mixing_layer
+from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 
 class Autoregressive(Transform):
-    r"""One autoregressive layer: ``transformer`` with parameters from ``conditioner``.
+    r"""One autoregressive layer: ``transformer`` with parameters from ``conditioner``,
+
+    .. math:: z_i = \tau_{c_i}(x_i), \quad c_i = c^{(i)}(x_{<i}), \qquad
+              \text{ladj}(x) = \sum_{i=1}^{D} \log \tau'_{c_i}(x_i).
 
     * ``forward`` (data to latent) is explicit: one conditioner pass, then the transformer.
     * ``inverse`` (latent to data) is iterative. The parameters of part 0 are constants
@@ -34,6 +45,14 @@ class Autoregressive(Transform):
       from the current :math:`x` and inverts the transformer; after pass :math:`k` the first
       :math:`k + 1` parts are exact. A coupling layer (:math:`K = 2`) takes one network pass
       each way; a fully autoregressive one :math:`D - 1` to invert.
+
+    **Cost.** With :math:`C` the cost of one conditioner pass and :math:`T` that of the
+    transformer on all :math:`D` coordinates: ``forward`` :math:`C + T`; ``inverse``
+    :math:`(K - 1)(C + T) + T`. The log-determinant is a sum of :math:`D` numbers the
+    transformer returns anyway.
+
+    References: Papamakarios et al. 2021, section 3.1 (conditioner and transformer);
+    Wehenkel & Louppe 2021 (graphical normalizing flows); Kingma et al. 2016 (IAF).
 
     Example:
         >>> import torch, flowlab as fl
@@ -46,7 +65,7 @@ class Autoregressive(Transform):
         2
     """
 
-    def __init__(self, conditioner: MaskedConditioner, transformer: Transformer):
+    def __init__(self, conditioner: Conditioner, transformer: Transformer):
         super().__init__()
         check_conditioner("conditioner", conditioner)
         check_type("transformer", transformer, Transformer, "a flowlab Transformer such as fl.RQSpline() or fl.Affine()")
@@ -60,38 +79,33 @@ class Autoregressive(Transform):
         return self.conditioner.passes
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("x", x, self.features)
-        try:
-            z, ld = self.transformer(x, self.conditioner(x))
-        except (RuntimeError, ValueError):
-            check_like("x", x, self)  # a dtype or device mismatch gets a clear message
-            raise
+        z, ld = self.transformer(x, self.conditioner(x))
         return z, ld.sum(-1)
 
     def inverse(self, z: Tensor, passes: int | None = None) -> tuple[Tensor, Tensor]:
         """Invert with ``passes`` network passes after the constants of part 0 (default: the
         conditioner's ``passes``, which is exact; ``passes=0`` uses the constants only)."""
-        check_batch("z", z, self.features)
         passes = self.passes if passes is None else check_positive_int("passes", passes, minimum=0)
-        try:
-            x, ld = self.transformer.inverse(z, self.conditioner.initial(z))  # part 0 exact, no network pass
-            for _ in range(passes):
-                x, ld = self.transformer.inverse(z, self.conditioner(x))
-        except (RuntimeError, ValueError):
-            check_like("z", z, self)  # a dtype or device mismatch gets a clear message
-            raise
+        x, ld = self.transformer.inverse(z, self.conditioner.initial(z))  # part 0 exact, no network pass
+        for _ in range(passes):
+            x, ld = self.transformer.inverse(z, self.conditioner(x))
         return x, ld.sum(-1)
 
 
-def _stack(features: int, layers: int, make_layer) -> Transform:
-    """``layers`` autoregressive layers with the coordinates reversed in between."""
+def _stack(features: int, layers: int, make_layer: Callable[[], Transform], mixing: str = "reverse",
+           seed: int | None = 0) -> Compose:
+    """``layers`` layers from ``make_layer()`` with the ``mixing`` layer in between (the one
+    before layer ``i`` drawn from ``seed + i``), as a :class:`Compose` (also for one layer)."""
     layers = check_positive_int("layers", layers)
+    seed = check_seed("seed", seed)
+    if not isinstance(mixing, str) or mixing.lower() not in MIXINGS:
+        raise ValueError(f"mixing must be one of {', '.join(map(repr, MIXINGS))}; got {describe(mixing)}.")
     blocks: list[Transform] = []
     for i in range(layers):
-        if i > 0:
-            blocks.append(Reverse(features))
+        between = mixing_layer(mixing, features, seed=None if seed is None else seed + i) if i else None
+        blocks += [between] if between is not None else []
         blocks.append(make_layer())
-    return blocks[0] if len(blocks) == 1 else Compose(*blocks)
+    return Compose(*blocks)
 
 
 def MAF(
@@ -100,22 +114,35 @@ def MAF(
     layers: int = 1,
     parts: int | None = None,
     scale_bound: float = 3.0,
-) -> Transform:
-    r"""Masked autoregressive flow (Papamakarios et al. 2017): affine transformers, masked conditioner.
+    *,
+    mixing: str = "reverse",
+    seed: int | None = 0,
+) -> Compose:
+    r"""Masked autoregressive flow (Papamakarios et al. 2017): :class:`Affine` transformers,
+    :class:`MaskedConditioner` (``parts`` = :math:`K`, all the features by default),
+
+    .. math:: z_i = e^{s_i(x_{<i})} x_i + t_i(x_{<i}).
 
     Density evaluation takes one network pass per layer; sampling takes ``parts - 1`` per layer
     (one for a coupling layer, ``parts=2``).
     ``MAF(...).inv`` is an inverse autoregressive flow (IAF, Kingma et al. 2016), cheap to
     sample from. ``parts=2`` gives a RealNVP-style coupling flow. ``scale_bound`` bounds
     each layer's log-scale (see :class:`~flowlab.Affine`); deep stacks train more stably with
-    a smaller bound.
+    a smaller bound. ``mixing`` (``"reverse"``, ``"permutation"``, ``"lu"`` or ``"none"``) is
+    the layer between two layers (:func:`flowlab.linear.mixing`), drawn from ``seed + i``
+    before layer ``i``.
+
+    References: Papamakarios et al. 2017 (MAF); Germain et al. 2015 (MADE).
 
     Example:
         >>> import flowlab as fl
         >>> flow = fl.Flow(fl.MAF(2, layers=3), fl.StandardNormal(2))
+        >>> [type(t).__name__ for t in fl.MAF(4, layers=2, mixing="lu")]
+        ['Autoregressive', 'LU', 'Autoregressive']
     """
     return _stack(
-        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), Affine(scale_bound))
+        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), Affine(scale_bound)),
+        mixing, seed,
     )
 
 
@@ -126,39 +153,51 @@ def SplineAutoregressive(
     bound: float = 4.0,
     layers: int = 4,
     parts: int | None = None,
-) -> Transform:
-    r"""Neural spline flow (Durkan et al. 2019): rational-quadratic spline transformers,
-    masked conditioners, ``layers`` layers with the coordinates reversed in between.
+    *,
+    mixing: str = "reverse",
+    seed: int | None = 0,
+) -> Compose:
+    r"""Neural spline flow (Durkan et al. 2019): :class:`RQSpline` transformers, masked
+    conditioners, ``layers`` layers with the ``mixing`` layer in between (a reversal by
+    default; see :func:`MAF`).
+
+    Density evaluation takes one network pass per layer, sampling ``parts - 1`` (:math:`D - 1`
+    by default); the spline itself costs :math:`O(\text{bins})` per coordinate both ways.
 
     The book's opening example (flowtorch's ``SplineAutoregressive``) is one layer with a
     256-256 network, 8 bins and bound 3:
     ``SplineAutoregressive(2, hidden=(256, 256), bins=8, bound=3, layers=1)``.
     The defaults stack four layers with 64-64 networks; trained with :func:`flowlab.fit`'s
     defaults they generalize better from a thousand points (the circles chapter measures it).
+    They work at any size: with more than 65 features, a 64-wide layer cannot carry every
+    dependency, and some are missing (see :class:`MaskedConditioner`); widen ``hidden`` to
+    keep them all.
+
+    References: Durkan et al. 2019 (neural spline flows); Papamakarios et al. 2017 (MAF).
 
     Example:
         >>> import flowlab as fl
         >>> flow = fl.Flow(fl.SplineAutoregressive(2), fl.StandardNormal(2))
     """
     return _stack(
-        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), RQSpline(bins, bound))
+        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), RQSpline(bins, bound)),
+        mixing, seed,
     )
 
 
-# More named recipes: inverse, coupling and recurrent flows, and the transformers that are
-# inverted by bisection.
-import copy  # noqa: E402
-
-from .conditioners import RNNConditioner  # noqa: E402
-from .transformers import Integral, MonotonicNN  # noqa: E402
-
-
-def IAF(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 1, parts: int | None = None) -> Transform:
+def IAF(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 1, parts: int | None = None, *,
+        mixing: str = "reverse", seed: int | None = 0) -> Transform:
     r"""Inverse autoregressive flow (Kingma et al. 2016): a :func:`MAF` used the other way round.
 
-    ``IAF(...)`` is ``MAF(...).inv``: its ``forward`` (data to latent, the density) takes
-    ``parts - 1`` network passes per layer, its ``inverse`` (sampling) one pass per layer. Cheap to sample
-    from and to evaluate on its own samples, which is what the reverse KL objective needs.
+    ``IAF(...)`` is ``MAF(...).inv``: sampling is the explicit direction,
+
+    .. math:: x_i = e^{s_i(z_{<i})} z_i + t_i(z_{<i}),
+
+    one network pass per layer; its ``forward`` (data to latent, the density of a new point)
+    takes ``parts - 1`` passes per layer. Cheap to sample from and to evaluate on its own
+    samples, which is what the reverse KL objective needs.
+
+    References: Kingma et al. 2016 (IAF).
 
     Example:
         >>> import torch, flowlab as fl
@@ -167,11 +206,13 @@ def IAF(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 1, 
         >>> torch.allclose(flow.log_prob(x), log_p, atol=1e-4)  # D passes per layer
         True
     """
-    return MAF(features, hidden, layers, parts).inv
+    return MAF(features, hidden, layers, parts, mixing=mixing, seed=seed).inv
 
 
-def RealNVP(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 4) -> Transform:
-    r"""RealNVP (Dinh et al. 2017): affine coupling layers, the coordinates reversed in between.
+def RealNVP(features: int, hidden: int | Sequence[int] = (64, 64), layers: int = 4, *, mixing: str = "reverse",
+            seed: int | None = 0) -> Compose:
+    r"""RealNVP (Dinh et al. 2017): affine coupling layers, the coordinates reversed in between
+    (or another ``mixing`` layer, see :func:`MAF`).
 
     Each layer is an :class:`Autoregressive` layer with a :class:`MaskedConditioner` of
     ``parts = 2`` and :class:`Affine` transformers: the first half of the coordinates gets a
@@ -179,7 +220,10 @@ def RealNVP(features: int, hidden: int | Sequence[int] = (64, 64), layers: int =
 
     .. math:: z_{I_2} = e^{s(x_{I_1})} \odot x_{I_2} + t(x_{I_1}).
 
-    Both directions take one network pass per layer: the first half's parameters are constants. ``features`` must be at least 2.
+    Both directions take one network pass per layer: the first half's parameters are
+    constants. ``features`` must be at least 2.
+
+    References: Dinh et al. 2017 (RealNVP).
 
     Example:
         >>> import torch, flowlab as fl
@@ -188,7 +232,7 @@ def RealNVP(features: int, hidden: int | Sequence[int] = (64, 64), layers: int =
         >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
         True
     """
-    return MAF(features, hidden, layers, parts=2)
+    return MAF(features, hidden, layers, parts=2, mixing=mixing, seed=seed)
 
 
 def NeuralSplineFlow(
@@ -198,12 +242,22 @@ def NeuralSplineFlow(
     bound: float = 4.0,
     layers: int = 3,
     parts: int | None = 2,
-) -> Transform:
+    *,
+    mixing: str = "reverse",
+    seed: int | None = 0,
+) -> Compose:
     r"""Neural spline flow (Durkan et al. 2019), coupling version: rational-quadratic spline
-    transformers with a ``parts = 2`` masked conditioner, the coordinates reversed in between.
+    transformers with a ``parts = 2`` masked conditioner, the coordinates reversed in between
+    (or another ``mixing`` layer, see :func:`MAF`),
+
+    .. math:: z_{I_1} = \tau_{c_1}(x_{I_1}), \qquad z_{I_2} = \tau_{c(x_{I_1})}(x_{I_2}),
+
+    with :math:`c_1` learned constants. One network pass per layer each way.
 
     ``parts=None`` (or ``features``) gives the autoregressive version, the same as
     :func:`SplineAutoregressive`.
+
+    References: Durkan et al. 2019 (neural spline flows).
 
     Example:
         >>> import torch, flowlab as fl
@@ -212,7 +266,7 @@ def NeuralSplineFlow(
         >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
         True
     """
-    return SplineAutoregressive(features, hidden, bins, bound, layers, parts)
+    return SplineAutoregressive(features, hidden, bins, bound, layers, parts, mixing=mixing, seed=seed)
 
 
 def MonotonicFlow(
@@ -221,13 +275,19 @@ def MonotonicFlow(
     units: int = 8,
     layers: int = 3,
     parts: int | None = None,
-) -> Transform:
+    *,
+    mixing: str = "reverse",
+    seed: int | None = 0,
+) -> Compose:
     r"""Neural autoregressive flow (Huang et al. 2018): :class:`MonotonicNN` (deep sigmoidal)
     transformers with ``units`` sigmoids each, masked conditioners with ``hidden`` layers,
-    the coordinates reversed in between.
+    the ``mixing`` layer in between (a reversal by default; see :func:`MAF`):
+    :math:`z_i = \tau_{c_i(x_{<i})}(x_i)` with :math:`\tau` a conic combination of sigmoids.
 
-    ``forward`` (the density) is explicit; ``inverse`` (sampling) inverts each transformer by
-    bisection, ``parts - 1`` network passes per layer.
+    ``forward`` (the density) is explicit, one network pass per layer; ``inverse`` (sampling)
+    inverts each transformer by bisection, ``parts - 1`` network passes per layer.
+
+    References: Huang et al. 2018 (neural autoregressive flows).
 
     Example:
         >>> import torch, flowlab as fl
@@ -238,7 +298,8 @@ def MonotonicFlow(
     """
     units = check_positive_int("units", units, hint="(the sigmoids of each transformer)")
     return _stack(
-        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), MonotonicNN(units))
+        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), MonotonicNN(units)),
+        mixing, seed,
     )
 
 
@@ -249,15 +310,21 @@ def UMNNFlow(
     nodes: int = 64,
     layers: int = 3,
     parts: int | None = None,
-) -> Transform:
+    *,
+    mixing: str = "reverse",
+    seed: int | None = 0,
+) -> Compose:
     r"""Unconstrained monotonic neural network flow (Wehenkel & Louppe 2019): :class:`Integral`
     transformers (the integral of a positive network with ``units`` tanh units, by
     ``nodes``-point Gauss-Legendre quadrature), masked conditioners with ``hidden`` layers, the
-    coordinates reversed in between.
+    ``mixing`` layer in between (a reversal by default; see :func:`MAF`):
+    :math:`z_i = \beta_i + \int_0^{x_i} g_{c_i(x_{<i})}(t)\,dt`.
 
-    ``forward`` (the density) costs one quadrature per layer; ``inverse`` (sampling) inverts
-    each transformer by bisection, one quadrature per bisection step, ``parts - 1`` network
-    passes per layer.
+    ``forward`` (the density) costs one network pass and one quadrature per layer; ``inverse``
+    (sampling) inverts each transformer by bisection, one quadrature per bisection step,
+    ``parts - 1`` network passes per layer.
+
+    References: Wehenkel & Louppe 2019 (UMNN).
 
     Example:
         >>> import torch, flowlab as fl
@@ -268,28 +335,37 @@ def UMNNFlow(
     """
     units = check_positive_int("units", units, hint="(the tanh units of each integrand)")
     return _stack(
-        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), Integral(units, nodes))
+        features, layers, lambda: Autoregressive(MaskedConditioner(features, parts, hidden), Integral(units, nodes)),
+        mixing, seed,
     )
 
 
-def RNNFlow(features: int, hidden: int = 64, transformer: Transformer | None = None, layers: int = 2) -> Transform:
+def RNNFlow(features: int, units: int = 64, transformer: Transformer | None = None, layers: int = 2, *,
+            mixing: str = "reverse", seed: int | None = 0, hidden: int | None = None) -> Compose:
     r"""An autoregressive flow with a recurrent conditioner: :class:`RNNConditioner` (a GRU with
-    ``hidden`` state units) and ``transformer`` (default ``RQSpline(bins=8, bound=4.0)``; each
-    layer gets its own copy), the coordinates reversed in between.
+    ``units`` state units; ``hidden`` is the former name) and ``transformer`` (default
+    ``RQSpline(bins=8, bound=4.0)``; each layer gets its own copy), the ``mixing`` layer in
+    between (a reversal by default; see :func:`MAF`): :math:`z_i = \tau_{c_i}(x_i)` with
+    :math:`c_i = W h_i + w_0`, :math:`h_i = \operatorname{GRU}(h_{i-1}, x_{i-1})`.
 
-    ``forward`` (the density) takes one GRU sweep (``features`` sequential steps) per layer;
-    ``inverse`` (sampling) takes ``features - 1`` sweeps per layer after one GRU step.
+    ``forward`` (the density) takes one GRU sweep (``features`` sequential steps,
+    :math:`O(D U^2)`) per layer; ``inverse`` (sampling) takes ``features - 1`` sweeps per layer
+    after one GRU step, :math:`O(D^2 U^2)`.
+
+    References: Oliva et al. 2018 (transformation autoregressive networks).
 
     Example:
         >>> import torch, flowlab as fl
-        >>> t = fl.RNNFlow(3, hidden=8, transformer=fl.Affine())
+        >>> t = fl.RNNFlow(3, units=8, transformer=fl.Affine())
         >>> x = torch.randn(4, 3)
         >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
         True
     """
+    name, units = renamed("units", units, 64, "hidden", hidden)
+    units = check_positive_int(name, units, hint="(the size of the GRU's state: one number, such as 64)")
     transformer = RQSpline(bins=8, bound=4.0) if transformer is None else transformer
-    if not isinstance(transformer, Transformer):
-        raise ValueError(f"transformer must be a flowlab Transformer, got {type(transformer).__name__}.")
+    check_type("transformer", transformer, Transformer, "a flowlab Transformer such as fl.RQSpline() or fl.Affine()")
     return _stack(
-        features, layers, lambda: Autoregressive(RNNConditioner(features, hidden), copy.deepcopy(transformer))
+        features, layers, lambda: Autoregressive(RNNConditioner(features, units), copy.deepcopy(transformer)),
+        mixing, seed,
     )

@@ -60,15 +60,15 @@ def loss_chart(loss, valid_step=(), valid_nll=(), reference: float | None = None
                reference_label: str = "true density") -> Chart:
     """A line chart of the training loss per step (averaged in bins of about two pixels), the
     validation NLL and an optional dashed reference line (for example the NLL of the true
-    density). Non-finite losses (skipped steps) are left out. With ``marker_id``, a vertical
-    line with that id marks a step."""
+    density), with their legend above the plot area. Non-finite losses (skipped steps) are left
+    out. With ``marker_id``, a vertical line with that id marks a step."""
     loss = np.asarray(loss, dtype=float)
     steps = np.arange(1, len(loss) + 1, dtype=float)
     keep = np.isfinite(loss)
     vs = np.asarray(valid_step, dtype=float)
     vn = np.asarray(valid_nll, dtype=float)
     total = max(int(total or 0), len(loss), int(vs.max()) if vs.size else 0, 1)
-    left, right, top, bottom = 46, 8, 8, 22
+    left, right, top, bottom = 46, 8, 20, 22  # the legend sits above the plot area, never over a curve
     pw, ph = width - left - right, height - top - bottom
     if keep.any():
         xs, ys = _bin_means(loss[keep], max(1, pw // 2))
@@ -124,8 +124,8 @@ def loss_chart(loss, valid_step=(), valid_nll=(), reference: float | None = None
     x = left + pw - 8
     for name, color, dash in reversed(legend):
         x -= 7 * len(name) + 26
-        out.append(f'<line x1="{x}" x2="{x + 16}" y1="{top + 10}" y2="{top + 10}" stroke="{color}" '
+        out.append(f'<line x1="{x}" x2="{x + 16}" y1="{top - 10}" y2="{top - 10}" stroke="{color}" '
                    f'stroke-width="2"{dash}/>')
-        out.append(f'<text x="{x + 20}" y="{top + 14}" fill="#333">{name}</text>')
+        out.append(f'<text x="{x + 20}" y="{top - 6}" fill="#333">{name}</text>')
     out.append("</svg>")
     return Chart("".join(out), left, pw, total, marker_id)

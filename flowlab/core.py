@@ -11,25 +11,67 @@ map at ``z``. Tensors are ``(batch, features)``; ``ladj`` is ``(batch,)``.
 The change of variables formula then reads, in code,
 
 .. math:: \log p_X(x) = \log p_Z(z) + \text{ladj}(x).
+
+References: Papamakarios et al. 2021 (Normalizing flows for probabilistic modeling and
+inference), sections 2.1-2.2; Rezende & Mohamed 2015.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import ArgumentTypeError, check_batch, check_finite, check_positive_int, check_type
+from ._checks import ArgumentTypeError, check_batch, check_finite, check_like, check_positive_int, check_type
+
+
+def check_input(transform: nn.Module, name: str, x) -> None:
+    """``x`` can enter ``transform``: a tensor of shape ``(batch, features)`` (when the transform
+    says how many features it has) with the dtype and device of its parameters. Otherwise a
+    ``ValueError`` names ``name`` and says which conversion to make: a layer called directly
+    does not convert (:meth:`Flow.log_prob` does)."""
+    features = getattr(transform, "features", None)
+    if isinstance(features, int) and not isinstance(features, bool):
+        check_batch(name, x, features)
+    elif not isinstance(x, Tensor):
+        check_type(name, x, Tensor, "a torch.Tensor of shape (batch, features)")
+    check_like(name, x, transform)
+
+
+def _checking(method, name: str):
+    """``method`` (a ``forward`` or ``inverse``) preceded by :func:`check_input` on its input."""
+
+    @functools.wraps(method)
+    def checked(self, x, *args, **kwargs):
+        check_input(self, name, x)
+        return method(self, x, *args, **kwargs)
+
+    checked.checks_input = True
+    return checked
 
 
 class Transform(nn.Module):
-    r"""An invertible map between data space and latent space.
+    r"""An invertible map :math:`f^{-1}` from data space to latent space, with its log-determinant.
 
-    Subclasses implement ``forward(x) -> (z, ladj)`` (data to latent) and
-    ``inverse(z) -> (x, ladj)`` (latent to data). Each subclass says which direction is
-    explicit and which one is iterative. ``t.inv`` is the same transform with the two
-    directions swapped.
+    Subclasses implement ``forward(x) -> (z, ladj)`` (data to latent, the density direction),
+
+    .. math:: z = f^{-1}(x), \qquad \text{ladj}(x) = \log\left|\det \frac{\partial f^{-1}(x)}{\partial x}\right|,
+
+    and ``inverse(z) -> (x, ladj)`` (latent to data, the sampling direction), whose ``ladj`` is
+    :math:`\log|\det \partial f(z)/\partial z| = -\text{ladj}(f(z))`. Each subclass says which
+    direction is explicit and which one is iterative, and what each costs. ``t.inv`` is the same
+    transform with the two directions swapped (:class:`Inverse`, no cost).
+
+    **Input check.** Before a subclass's ``forward`` or ``inverse`` runs, its input is checked
+    (:func:`check_input`): a ``(batch, features)`` tensor (when the subclass sets
+    ``features``) with the dtype and device of the transform's parameters. A float64 batch
+    given to a float32 layer gets a ``ValueError`` that says to pass ``x.float()`` or to convert
+    the layer with ``.double()``, not a torch error from deep inside a matrix product. (The
+    subclass's methods are wrapped once, when the class is defined.)
+
+    References: Papamakarios et al. 2021, section 2; Rezende & Mohamed 2015.
 
     Example:
         >>> import torch, flowlab as fl
@@ -38,7 +80,18 @@ class Transform(nn.Module):
         >>> z, ladj = t(x)
         >>> torch.equal(t.inverse(z)[0], x)
         True
+        >>> fl.LU(2)(torch.zeros(4, 2, dtype=torch.float64))
+        Traceback (most recent call last):
+        ...
+        ValueError: x has dtype torch.float64 but the LU's parameters have dtype torch.float32: pass x.float(), or convert the model with .to(torch.float64). (A fl.Flow's log_prob converts its input itself.)
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for method, name in (("forward", "x"), ("inverse", "z")):
+            own = cls.__dict__.get(method)
+            if callable(own) and not getattr(own, "checks_input", False):
+                setattr(cls, method, _checking(own, name))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -53,10 +106,17 @@ class Transform(nn.Module):
 
 
 class Inverse(Transform):
-    r"""The inverse :math:`g^{-1}` of a transform :math:`g`: ``forward`` is ``g.inverse``.
+    r"""The inverse :math:`g^{-1}` of a transform :math:`g`: ``forward`` is ``g.inverse`` and
+    ``inverse`` is ``g.forward``, so
 
-    The parameters are shared with ``g`` (nothing is copied). For example, an inverse
-    autoregressive flow (IAF) is ``MAF(...).inv``: cheap to sample, iterative to evaluate.
+    .. math:: \text{ladj}_{g^{-1}}(x) = \text{ladj}_{g,\text{inverse}}(x) = -\text{ladj}_g(g^{-1}(x)).
+
+    The parameters are shared with ``g`` (nothing is copied), and each direction costs what the
+    other direction of ``g`` costs. For example, an inverse autoregressive flow (IAF) is
+    ``MAF(...).inv``: cheap to sample, iterative to evaluate.
+
+    References: Kingma et al. 2016 (IAF, the inverse of an autoregressive flow); Papamakarios
+    et al. 2021, section 3.1.
 
     Example:
         >>> import torch, flowlab as fl
@@ -67,7 +127,9 @@ class Inverse(Transform):
 
     def __init__(self, transform: Transform):
         super().__init__()
+        check_type("transform", transform, Transform, "a flowlab Transform such as fl.MAF(2)")
         self.transform = transform
+        self.features = _one(declared_features(transform))  # None when g does not say
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.transform.inverse(x)
@@ -88,7 +150,10 @@ class Compose(Transform):
     .. math:: \text{ladj}(x) = \sum_{\ell=1}^{L} \text{ladj}_\ell(x_{\ell-1}),
               \qquad x_0 = x,\; x_\ell = g_\ell(x_{\ell-1}),
 
-    and the inverse applies the inverses in reverse order.
+    and the inverse applies the inverses in reverse order. Each direction costs the sum of its
+    parts' costs in that direction, plus :math:`O(L)` additions of ``(batch,)`` vectors.
+
+    References: Papamakarios et al. 2021, section 2.2 (composing flows).
 
     Example:
         >>> import torch, flowlab as fl
@@ -113,6 +178,7 @@ class Compose(Transform):
                 "build every transform with the same features."
             )
         self.transforms = nn.ModuleList(transforms)
+        self.features = sizes[0] if sizes else None  # None when no transform says
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         ladj = x.new_zeros(x.shape[0])
@@ -148,7 +214,10 @@ class StandardNormal(nn.Module):
 
     .. math:: \log p_Z(z) = -\tfrac12 \lVert z\rVert^2 - \tfrac D2 \log(2\pi).
 
-    A module with a buffer, so ``.to(device)`` and ``.double()`` move and cast it.
+    ``log_prob`` and ``sample`` each cost :math:`O(D)` per point. A module with a buffer, so
+    ``.to(device)`` and ``.double()`` move and cast it.
+
+    References: Papamakarios et al. 2021, section 2.1 (the base distribution).
 
     Example:
         >>> import flowlab as fl
@@ -194,6 +263,10 @@ def declared_features(t: Transform) -> set[int]:
     return {int(f)} if isinstance(f, int) and not isinstance(f, bool) else set()
 
 
+def _one(sizes: set[int]) -> int | None:
+    return next(iter(sizes)) if len(sizes) == 1 else None
+
+
 def _first_float(module: nn.Module) -> Tensor | None:
     """The first parameter of ``module``, else its first floating-point buffer, else None."""
     for p in module.parameters():
@@ -223,13 +296,18 @@ class Flow(nn.Module):
       one call of ``transform.forward``;
     * sampling: :math:`x = f(z),\ z \sim p_Z`, one call of ``transform.inverse``.
 
-    **dtype rule.** The flow computes in its own dtype, that of its transform's parameters
-    (a base in another dtype or on another device is moved to them at construction;
-    ``flow.double()`` switches everything to float64). ``log_prob`` converts its input to that dtype:
-    float64 data from numpy or scikit-learn, and integer data, work on a float32 flow, and the
-    result has the flow's dtype. Samples have the flow's dtype too. Inputs on another device
-    are refused (moving data is for the caller to choose), and so are points with NaN or
-    infinite coordinates, where no density is defined.
+    Each costs what that direction of the transform costs, plus :math:`O(D)` per point for
+    the base.
+
+    **dtype rule.** The flow computes in its own dtype, :attr:`dtype`, that of its transform's
+    parameters (a base in another dtype or on another device is moved to them at construction;
+    ``flow.double()`` switches everything to float64). ``log_prob`` converts its input to that
+    dtype: float64 data from numpy or scikit-learn, and integer data, work on a float32 flow,
+    and the result has the flow's dtype. Samples have the flow's dtype too. Inputs on another
+    device than :attr:`device` are refused (moving data is for the caller to choose), and so
+    are points with NaN or infinite coordinates, where no density is defined.
+
+    References: Papamakarios et al. 2021, section 2.1; Rezende & Mohamed 2015.
 
     Example:
         >>> import torch, flowlab as fl
@@ -240,6 +318,8 @@ class Flow(nn.Module):
         torch.Size([10, 2])
         >>> flow.log_prob(torch.zeros(4, 2, dtype=torch.float64)).dtype  # converted to the flow's dtype
         torch.float32
+        >>> flow.dtype, flow.device
+        (torch.float32, device(type='cpu'))
     """
 
     def __init__(self, transform: Transform, base: StandardNormal):
@@ -269,31 +349,45 @@ class Flow(nn.Module):
         anchor = getattr(self.base, "_anchor", None)
         return anchor if isinstance(anchor, Tensor) else _first_float(self.transform)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the flow computes in (see the dtype rule above)."""
+        ref = self._reference()
+        return ref.dtype if ref is not None else torch.get_default_dtype()
+
+    @property
+    def device(self) -> torch.device:
+        """The device the flow's parameters and base live on."""
+        ref = self._reference()
+        return ref.device if ref is not None else torch.device("cpu")
+
+    def _as_input(self, x) -> Tensor:
+        """``x`` as a finite ``(batch, features)`` tensor in the flow's dtype, on its device, or a
+        ``ValueError`` that says what to pass (the dtype rule above)."""
+        if not isinstance(x, (Tensor, str, bytes)) and x is not None:
+            try:  # a numpy array (it has no device: it goes to the flow's)
+                x = torch.as_tensor(x, device=self.device)
+            except (TypeError, ValueError, RuntimeError):
+                pass  # check_batch says what x must be
+        check_batch("x", x, self.features)
+        if x.is_complex():
+            raise ValueError(f"x must hold real numbers, got dtype {x.dtype}.")
+        if x.device != self.device:
+            raise ValueError(
+                f"x is on {x.device} but the flow is on {self.device}: pass x.to('{self.device}'), "
+                f"or move the flow with flow.to('{x.device}')."
+            )
+        x = x.to(self.dtype)
+        check_finite("x", x, "the density is defined at finite points only: remove or impute them")
+        return x
+
     def log_prob(self, x: Tensor) -> Tensor:
         """Log-density of each row of ``x`` (shape ``(batch, features)``); returns ``(batch,)``.
 
         ``x`` is converted to the flow's dtype (see the dtype rule above); a numpy array is
         accepted too. NaN or infinite coordinates raise a ``ValueError`` naming the rows.
         """
-        ref = self._reference()
-        if not isinstance(x, (Tensor, str, bytes)) and x is not None:
-            try:  # a numpy array (it has no device: it goes to the flow's)
-                x = torch.as_tensor(x, device=None if ref is None else ref.device)
-            except (TypeError, ValueError, RuntimeError):
-                pass  # check_batch says what x must be
-        check_batch("x", x, self.features)
-        if x.is_complex():
-            raise ValueError(f"x must hold real numbers, got dtype {x.dtype}.")
-        if ref is not None and x.device != ref.device:
-            raise ValueError(
-                f"x is on {x.device} but the flow is on {ref.device}: pass x.to('{ref.device}'), "
-                f"or move the flow with flow.to('{x.device}')."
-            )
-        dtype = ref.dtype if ref is not None else (x.dtype if x.is_floating_point() else torch.get_default_dtype())
-        if x.dtype != dtype:
-            x = x.to(dtype)
-        check_finite("x", x, "the density is defined at finite points only: remove or impute them")
-        z, ladj = self.transform(x)
+        z, ladj = self.transform(self._as_input(x))
         return self.base.log_prob(z) + ladj
 
     def rsample_and_log_prob(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -304,9 +398,7 @@ class Flow(nn.Module):
         KL objective needs.
         """
         z = self.base.sample(n, generator=generator)
-        ref = self._reference()
-        if ref is not None and (z.dtype != ref.dtype or z.device != ref.device):
-            z = z.to(device=ref.device, dtype=ref.dtype)  # a base without an anchor may sample in another dtype
+        z = z.to(device=self.device, dtype=self.dtype)  # a no-op, unless a base without an anchor samples otherwise
         x, ladj = self.transform.inverse(z)
         return x, self.base.log_prob(z) - ladj
 
@@ -318,3 +410,15 @@ class Flow(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` samples, without gradients."""
         return self.rsample(n, generator=generator)
+
+
+def check_flow(name: str, value) -> None:
+    """A :class:`Flow`; a bare transform gets told how to wrap it."""
+    if isinstance(value, Flow):
+        return
+    if isinstance(value, Transform):
+        raise ArgumentTypeError(
+            f"{name} must be a flowlab Flow, got the transform {type(value).__name__}: wrap it with its base "
+            "distribution, fl.Flow(transform, fl.StandardNormal(features))."
+        )
+    check_type(name, value, Flow, "a flowlab Flow such as fl.Flow(fl.MAF(2), fl.StandardNormal(2))")

@@ -1,70 +1,44 @@
-r"""Recipes from the linear layers: what goes between two coupling or autoregressive layers, and Glow.
+r"""The Glow recipe (Kingma & Dhariwal 2018) on vectors: ActNorm, LU and affine coupling steps.
 
-A coupling or autoregressive layer transforms its first part elementwise, with parameters that
-depend on no other coordinate, so a stack of them needs a layer in between that mixes the
-coordinates: :func:`mixing` builds one (a reversal, a fixed random permutation, or a learned
-:class:`~flowlab.LU` layer, whose log-determinant is a sum of :math:`D` numbers). :func:`Glow` stacks
-:math:`\text{ActNorm} \to \text{LU} \to \text{affine coupling}` steps, the flow of Kingma & Dhariwal
-(2018) on vectors. Both are also reachable as ``flowlab.linear.mixing`` and ``flowlab.linear.Glow``.
+Each step is :math:`\text{ActNorm} \to \text{LU} \to \text{affine coupling}`: an elementwise
+affine map started from the data, a learned rotation-initialised :math:`1 \times 1` convolution
+(whose log-determinant is a sum of :math:`D` numbers), and a coupling layer.
 
-References: Kingma & Dhariwal 2018 (Glow); Dinh et al. 2017 (RealNVP, reversing the coordinates
-between couplings).
+References: Kingma & Dhariwal 2018 (Glow); Dinh et al. 2017 (RealNVP, the affine coupling).
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
-from ._checks import check_positive_int
+from ._checks import check_positive_int, check_seed
+from .autoregressive import Autoregressive
 from .conditioners import MaskedConditioner
 from .core import Compose, Transform
-from .linear import LU, ActNorm, Permutation, Reverse, _seed
+from .linear import LU, ActNorm
 from .transformers import Affine
 
-__all__ = ["MIXINGS", "Glow", "mixing"]
-
-MIXINGS = ("reverse", "permutation", "lu", "none")
-"""The choices of :func:`mixing`."""
+__all__ = ["Glow"]
 
 
-def mixing(kind: str, features: int, seed: int = 0) -> Transform | None:
-    """The layer that mixes the coordinates between two coupling or autoregressive layers.
-
-    ``kind`` is ``"reverse"`` (:class:`Reverse`), ``"permutation"`` (a random
-    :class:`Permutation` drawn from ``seed``), ``"lu"`` (a learned :class:`LU`, starting from a
-    random rotation drawn from ``seed``) or ``"none"`` (returns ``None``: nothing in between).
-
-    Example:
-        >>> import flowlab as fl
-        >>> [type(fl.mixing(k, 4)).__name__ for k in fl.linear.MIXINGS]
-        ['Reverse', 'Permutation', 'LU', 'NoneType']
-    """
-    features = check_positive_int("features", features)
-    seed = _seed(seed)
-    if not isinstance(kind, str) or kind.lower() not in MIXINGS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, MIXINGS))}; got {kind!r}.")
-    kind = kind.lower()
-    if kind == "none":
-        return None
-    if kind == "reverse":
-        return Reverse(features)
-    if kind == "permutation":
-        return Permutation(features, seed=seed)
-    return LU(features, seed=seed)
-
-
-def Glow(features: int, layers: int = 4, hidden: Sequence[int] | int = (64, 64), seed: int = 0,
+def Glow(features: int, layers: int = 4, hidden: Sequence[int] | int = (64, 64), seed: int | None = 0,
          scale_bound: float = 3.0) -> Transform:
     r"""A Glow flow (Kingma & Dhariwal 2018) on vectors: ``layers`` steps of
-    :class:`ActNorm`, then :class:`LU` (a learned rotation-initialised :math:`1\times1`
-    convolution), then an affine coupling layer (:class:`~flowlab.MaskedConditioner` with
-    ``parts=2`` and ``hidden`` units, :class:`~flowlab.Affine` transformer with ``scale_bound``).
+    :class:`~flowlab.ActNorm`, then :class:`~flowlab.LU` (a learned rotation-initialised
+    :math:`1\times1` convolution), then an affine coupling layer
+    (:class:`~flowlab.MaskedConditioner` with ``parts=2`` and ``hidden`` widths,
+    :class:`~flowlab.Affine` transformer with ``scale_bound``).
 
-    Data to latent (the density) and latent to data (sampling) are both explicit: one network
-    pass per step in the density direction, two per step when sampling. ``seed`` draws the
-    rotations; ``hidden`` is a tuple of widths, or one width for two hidden layers. The
-    ActNorm layers initialise themselves from the first batch they see.
+    Per step, with :math:`s` the ActNorm log-scales, :math:`\theta` the LU log-diagonal and
+    :math:`u(x_{I_1})` the coupling's log-scales (learned constants on the first half :math:`I_1`),
+
+    .. math:: \text{ladj}(x) = \sum_{\text{steps}} \Big(\sum_i s_i + \sum_i \theta_i + \sum_i u_i(x_{I_1})\Big).
+
+    Data to latent (the density) and latent to data (sampling) are both explicit: per step one
+    network pass and :math:`O(D^2)` for the LU layer, in either direction. ``seed`` draws the
+    rotations (step :math:`i` uses ``seed + i``; ``None``: fresh ones); ``hidden`` is a tuple of
+    widths, or one width for two hidden layers. The ActNorm layers initialise themselves from
+    the first batch they see.
 
     References: Kingma & Dhariwal 2018 (Glow).
 
@@ -76,18 +50,13 @@ def Glow(features: int, layers: int = 4, hidden: Sequence[int] | int = (64, 64),
         >>> torch.allclose(t.inverse(z)[0], x, atol=1e-5)
         True
     """
-    # imported here: flowlab.autoregressive imports flowlab.linear, which imports this module at its end
-    from .autoregressive import Autoregressive
-
     features = check_positive_int("features", features)
     layers = check_positive_int("layers", layers)
-    seed = _seed(seed)
-    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-        hidden = (int(hidden), int(hidden))
+    seed = check_seed("seed", seed)
     if features < 2:
         raise ValueError(f"Glow needs features >= 2 for its coupling layers, got {features}.")
     steps = []
     for i in range(layers):
         coupling = Autoregressive(MaskedConditioner(features, parts=2, hidden=hidden), Affine(scale_bound))
-        steps += [ActNorm(features), LU(features, seed=seed + i), coupling]
+        steps += [ActNorm(features), LU(features, seed=None if seed is None else seed + i), coupling]
     return Compose(*steps)

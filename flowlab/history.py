@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._checks import as_data, check_fraction, check_seed
+from ._checks import as_data, check_fraction, seeded_generator
 
 __all__ = ["History", "split"]
 
@@ -72,12 +72,10 @@ def split(data, fraction: float, seed: int | None = 0) -> tuple[Tensor, Tensor]:
         (8, 2)
     """
     x = as_data("data", data)
-    seed = check_seed("seed", seed)
+    generator = seeded_generator("seed", seed)
     fraction = check_fraction("fraction", fraction, "the share of rows held out")
     if len(x) < 2:
         raise ValueError("holding out a validation set needs at least 2 rows of data.")
     n_valid = min(max(1, round(fraction * len(x))), len(x) - 1)
-    generator = torch.Generator()
-    generator.manual_seed(seed) if seed is not None else generator.seed()
     order = torch.randperm(len(x), generator=generator).to(x.device)
     return x[order[n_valid:]], x[order[:n_valid]]

@@ -11,27 +11,23 @@ them down (costs per point; a matrix-vector product is :math:`O(D^2)`):
 * ``Linear``: dense :math:`W`; ``ladj`` by ``slogdet`` and inverse by ``solve``, :math:`O(D^3)`;
 * ``ActNorm``: diagonal :math:`e^s`; everything :math:`O(D)`.
 
-Every direction is explicit: nothing here iterates. The recipes built from these layers,
-:func:`~flowlab.glow.mixing` (the layer between coupling or autoregressive layers) and
-:func:`~flowlab.glow.Glow` (the flow of Kingma & Dhariwal, 2018), live in :mod:`flowlab.glow`;
-this module re-exports them.
+Every direction is explicit: nothing here iterates. :func:`mixing` picks the layer that goes
+between two coupling or autoregressive layers; the Glow recipe built from these layers is
+:func:`flowlab.glow.Glow`.
+
+References: Kingma & Dhariwal 2018 (Glow); Papamakarios et al. 2021, section 3.2.
 """
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_batch, check_positive_int
+from ._checks import check_batch, check_finite, check_positive_int, check_seed, describe, seeded_generator
 from .core import Transform
 
-
-def _seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer (for example seed=0), got {seed!r} of type {type(seed).__name__}.")
-    return int(seed)
+MIXINGS = ("reverse", "permutation", "lu", "none")
+"""The choices of :func:`mixing`."""
 
 
 def _ladj(x: Tensor, value: Tensor) -> Tensor:
@@ -43,8 +39,9 @@ class Permutation(Transform):
     r"""Reorders the coordinates: :math:`z_i = x_{\pi(i)}`; ``ladj`` is zero.
 
     ``order`` is a permutation of ``0..features-1``; by default a random one drawn from the
-    integer ``seed``. Both directions are explicit and cost :math:`O(D)` (an index). Its
-    determinant is :math:`\pm 1`, so :math:`\log|\det W| = 0`: a permutation changes no volume.
+    integer ``seed`` (``None``: a fresh one). Both directions are explicit and cost :math:`O(D)`
+    per point (an index). Its determinant is :math:`\pm 1`, so :math:`\log|\det W| = 0`: a
+    permutation changes no volume.
 
     References: Dinh et al. 2017 (RealNVP); Papamakarios et al. 2021, section 3.2.
 
@@ -54,20 +51,19 @@ class Permutation(Transform):
         tensor([[12., 10., 11.]])
     """
 
-    def __init__(self, features: int, order=None, seed: int = 0):
+    def __init__(self, features: int, order=None, seed: int | None = 0):
         super().__init__()
         self.features = check_positive_int("features", features)
+        g = seeded_generator("seed", seed)
         if order is None:
-            order = torch.randperm(self.features, generator=torch.Generator().manual_seed(_seed(seed)))
+            order = torch.randperm(self.features, generator=g)
         self.register_buffer("order", _as_order(order, self.features))
         self.register_buffer("inverse_order", torch.argsort(self.order))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("x", x, self.features)
         return x[:, self.order], x.new_zeros(x.shape[0])
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("z", z, self.features)
         return z[:, self.inverse_order], z.new_zeros(z.shape[0])
 
     def extra_repr(self) -> str:
@@ -92,7 +88,8 @@ def _as_order(order, features: int) -> Tensor:
 
 
 class Reverse(Permutation):
-    """Reverses the order of the coordinates: :math:`z_i = x_{D+1-i}`; ``ladj`` is zero.
+    """Reverses the order of the coordinates: :math:`z_i = x_{D+1-i}`; ``ladj`` is zero. Both
+    directions are explicit and cost :math:`O(D)` per point (an index).
 
     References: Dinh et al. 2017 (RealNVP).
 
@@ -145,11 +142,9 @@ class Triangular(Transform):
         return self.lower.tril(-1) + torch.diag(self.log_diag.exp())
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("x", x, self.features)
         return torch.addmm(self.bias, x, self.weight.T), _ladj(x, self.log_diag.sum())
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("z", z, self.features)
         x = torch.linalg.solve_triangular(self.weight.T, z - self.bias, upper=True, left=False)
         return x, _ladj(z, -self.log_diag.sum())
 
@@ -188,12 +183,16 @@ class LU(Transform):
         True
     """
 
-    def __init__(self, features: int, seed: int = 0, rotation: bool = True):
+    def __init__(self, features: int, seed: int | None = 0, rotation: bool = True):
         super().__init__()
         self.features = D = check_positive_int("features", features)
-        seed = _seed(seed)
+        g = seeded_generator("seed", seed)
+        if not isinstance(rotation, bool):
+            raise ValueError(
+                f"rotation must be True (start at a random rotation drawn from seed) or False (start at the "
+                f"identity), got {describe(rotation)}."
+            )
         if rotation:
-            g = torch.Generator().manual_seed(seed)
             q, r = torch.linalg.qr(torch.randn(D, D, generator=g, dtype=torch.float64))
             weight = q * torch.sign(torch.diagonal(r))  # a uniformly random rotation (or reflection)
         else:
@@ -215,6 +214,9 @@ class LU(Transform):
         weight = torch.as_tensor(weight)
         if weight.dim() != 2 or weight.shape[0] != weight.shape[1] or weight.shape[0] < 1:
             raise ValueError(f"weight must be a square (D, D) matrix, got shape {tuple(weight.shape)}.")
+        if weight.is_complex():
+            raise ValueError(f"weight must hold real numbers, got dtype {weight.dtype}.")
+        check_finite("weight", weight, "pass a matrix of finite numbers")
         P, L, U = torch.linalg.lu(weight.double())
         if not (torch.diagonal(U) != 0).all():
             raise ValueError("weight is singular (a zero pivot in its LU factorisation); pass an invertible matrix.")
@@ -244,7 +246,6 @@ class LU(Transform):
         return lower.index_select(0, self.perm) @ upper
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("x", x, self.features)
         lower, upper = self._factors()
         if x.shape[0] >= self.features:  # building W (D^3) is cheaper than a second product (B D^2)
             z = torch.addmm(self.bias, x, (lower.index_select(0, self.perm) @ upper).T)
@@ -253,7 +254,6 @@ class LU(Transform):
         return z, self.log_diag.sum().expand(x.shape[0])
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("z", z, self.features)
         lower, upper = self._factors()
         y = (z - self.bias).index_select(1, self.inverse_perm)  # P^T (z - b)
         y = torch.linalg.solve_triangular(lower.T, y, upper=True, left=False, unitriangular=True)
@@ -292,12 +292,10 @@ class Linear(Transform):
         self.bias = nn.Parameter(torch.zeros(D))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("x", x, self.features)
         ladj = torch.linalg.slogdet(self.weight.double()).logabsdet.to(x.dtype)
         return torch.addmm(self.bias, x, self.weight.T), _ladj(x, ladj)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("z", z, self.features)
         w = self.weight.double()
         x = torch.linalg.solve(w.T, (z - self.bias).double(), left=False).to(z.dtype)
         return x, _ladj(z, -torch.linalg.slogdet(w).logabsdet.to(z.dtype))
@@ -340,6 +338,7 @@ class ActNorm(Transform):
     def initialize(self, x: Tensor) -> None:
         """Set :math:`s = -\\log \\mathrm{std}(x)`, :math:`t = -\\mathrm{mean}(x)\\, e^{s}` (per coordinate)."""
         check_batch("x", x, self.features)
+        check_finite("x", x, "ActNorm sets its scale and shift from this batch's mean and spread: pass finite data")
         if x.shape[0] < 2:
             raise ValueError(
                 f"ActNorm sets its scale from the spread of its first batch, which needs at least 2 rows; got "
@@ -351,19 +350,43 @@ class ActNorm(Transform):
         self.initialized.fill_(True)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("x", x, self.features)
         if not self.initialized:
             self.initialize(x)
         return x * self.log_scale.exp() + self.shift, _ladj(x, self.log_scale.sum())
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_batch("z", z, self.features)
         return (z - self.shift) * (-self.log_scale).exp(), _ladj(z, -self.log_scale.sum())
 
     def extra_repr(self) -> str:
         return f"features={self.features}, initialized={bool(self.initialized)}"
 
 
-# the recipes, re-exported as flowlab.linear.mixing, .MIXINGS and .Glow: imported last, as flowlab.glow builds on
-# the layers above
-from .glow import MIXINGS, Glow, mixing  # noqa: E402, F401
+def mixing(kind: str, features: int, seed: int | None = 0) -> Transform | None:
+    """The layer that mixes the coordinates between two coupling or autoregressive layers.
+
+    A coupling or autoregressive layer transforms its first part elementwise, with parameters
+    that depend on no other coordinate, so a stack of them needs a layer in between that mixes
+    the coordinates. ``kind`` is ``"reverse"`` (:class:`Reverse`), ``"permutation"`` (a random
+    :class:`Permutation` drawn from ``seed``), ``"lu"`` (a learned :class:`LU`, starting from a
+    random rotation drawn from ``seed``) or ``"none"`` (returns ``None``: nothing in between).
+    Each costs what its layer costs: :math:`O(D)` per point for the first two, :math:`O(D^2)`
+    for ``"lu"``.
+
+    References: Dinh et al. 2017 (RealNVP, reversing the coordinates between couplings);
+    Kingma & Dhariwal 2018 (Glow, the learned LU layer).
+
+    Example:
+        >>> import flowlab as fl
+        >>> [type(fl.mixing(k, 4)).__name__ for k in fl.linear.MIXINGS]
+        ['Reverse', 'Permutation', 'LU', 'NoneType']
+    """
+    features = check_positive_int("features", features)
+    if not isinstance(kind, str) or kind.lower() not in MIXINGS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, MIXINGS))}; got {describe(kind)}.")
+    kind = kind.lower()
+    if kind == "permutation":
+        return Permutation(features, seed=seed)
+    if kind == "lu":
+        return LU(features, seed=seed)
+    check_seed("seed", seed)  # the same check for every kind
+    return Reverse(features) if kind == "reverse" else None

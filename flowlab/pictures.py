@@ -30,9 +30,60 @@ from .core import Flow
 
 # Palette entries 0..239 are the colour map; the rest are fixed colours (RGB).
 LEVELS = 240
-WHITE, DATA, SAMPLE, FRAME = 240, 241, 242, 243
-_FIXED = [(255, 255, 255), (200, 200, 200), (214, 39, 40), (110, 110, 110)]
-GAP, BAR = 8, 10  # pixels between the panels, width of the colour bar
+WHITE, DATA, SAMPLE, FRAME, TEXT = 240, 241, 242, 243, 244
+_FIXED = [(255, 255, 255), (200, 200, 200), (214, 39, 40), (110, 110, 110), (40, 40, 40)]
+GAP, BAR = 10, 10  # pixels between the panels, width of the colour bar
+# margins for the numbers: right of the colour bar (any number of 6 characters), above and below the
+# panels; the margin left of the left panel fits the numbers of its axis (:func:`left_margin`)
+RIGHT, TOP, BOTTOM = 37, 4, 11
+
+# A 5 x 7 pixel font for the numbers on the axes and the colour bar ('#' is ink).
+_GLYPHS = {
+    "0": ".###.|#...#|#...#|#...#|#...#|#...#|.###.", "1": "..#..|.##..|..#..|..#..|..#..|..#..|.###.",
+    "2": ".###.|#...#|....#|...#.|..#..|.#...|#####", "3": "####.|....#|....#|.###.|....#|....#|####.",
+    "4": "...#.|..##.|.#.#.|#..#.|#####|...#.|...#.", "5": "#####|#....|####.|....#|....#|#...#|.###.",
+    "6": "..##.|.#...|#....|####.|#...#|#...#|.###.", "7": "#####|....#|...#.|..#..|.#...|.#...|.#...",
+    "8": ".###.|#...#|#...#|.###.|#...#|#...#|.###.", "9": ".###.|#...#|#...#|.####|....#|...#.|.##..",
+    ".": "..|..|..|..|..|##|##", "-": "....|....|....|####|....|....|....",
+    "e": ".....|.....|.###.|#...#|#####|#....|.###.",
+}
+_FONT = {c: np.array([[ch == "#" for ch in row] for row in g.split("|")]) for c, g in _GLYPHS.items()}
+
+
+def number(value: float) -> str:
+    """A number in at most 6 characters for the pictures: ``0.153``, ``12.3``, ``1.5e-5``, ``2e3``,
+    ``2e-10`` (one significant digit when two do not fit)."""
+    if value == 0:
+        return "0"
+    if 1e-2 <= abs(value) < 1e3:
+        return f"{value:.3g}"
+    for digits in (1, 0):
+        mantissa, exponent = f"{value:.{digits}e}".split("e")
+        text = f"{mantissa.rstrip('0').rstrip('.') if '.' in mantissa else mantissa}e{int(exponent)}"
+        if len(text) <= 6:
+            break
+    return text
+
+
+def text_width(text: str) -> int:
+    """Width in pixels of ``text`` in the pictures' font (one blank column between characters)."""
+    return sum(_FONT[c].shape[1] + 1 for c in text) - 1 if text else 0
+
+
+def write(image: np.ndarray, text: str, x: int, y: int, color: int = TEXT, align: str = "left") -> None:
+    """Write ``text`` (digits, ``.``, ``-``, ``e``) into ``image``, its top at row ``y``; ``x`` is
+    its left edge, centre or right edge for ``align`` "left", "center" or "right". Clipped at
+    the image's edges."""
+    x -= {"left": 0, "center": text_width(text) // 2, "right": text_width(text)}[align]
+    h, w = image.shape
+    for c in text:
+        glyph = _FONT[c]
+        gh, gw = glyph.shape
+        rows, cols = np.nonzero(glyph)
+        rows, cols = rows + y, cols + x
+        keep = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        image[rows[keep], cols[keep]] = color
+        x += gw + 1
 
 
 def palette(cmap: str = "viridis") -> np.ndarray:
@@ -108,24 +159,48 @@ def tick_step(extent: float) -> float:
     return 1.0 if extent <= 8 else 10.0 ** math.ceil(math.log10(extent / 8))
 
 
+def ticks(extent: float, size: int) -> list[tuple[float, int, bool]]:
+    """The ticks of a panel ``size`` pixels wide showing ``[-extent, extent]``: ``(value, pixel
+    from the left or bottom, numbered)``. Every :func:`tick_step`; numbered as often as the
+    numbers fit, always at 0."""
+    step = tick_step(extent)
+    count = math.floor(extent / step)
+    spacing = step / (2 * extent) * (size - 1)
+    widest = max(text_width(number(k * step)) for k in (-count, count)) if count else 0
+    every = max(1, math.ceil((widest + 4) / max(spacing, 1e-9)))
+    return [(k * step, int(round((k * step + extent) / (2 * extent) * (size - 1))), k % every == 0)
+            for k in range(-count, count + 1)]
+
+
 def _frame(panel: np.ndarray, extent: float) -> None:
     """A grey frame with a tick every :func:`tick_step` along the bottom and left edges."""
     size = panel.shape[0]
     panel[[0, -1], :] = FRAME
     panel[:, [0, -1]] = FRAME
-    step = tick_step(extent)
-    for k in range(-math.floor(extent / step), math.floor(extent / step) + 1):
-        at = int(round((k * step + extent) / (2 * extent) * (size - 1)))
+    for _, at, _ in ticks(extent, size):
         panel[-5:, at] = FRAME
         panel[size - 1 - at, :5] = FRAME
+
+
+def left_margin(extent: float, size: int) -> int:
+    """The margin left of the left panel: room for the numbers of its axis."""
+    return 4 + max(text_width(number(value)) for value, _, numbered in ticks(extent, size) if numbered)
+
+
+def shape(size: int, extent: float) -> tuple[int, int]:
+    """``(height, width)`` in pixels of a picture of the square ``[-extent, extent]^2`` whose
+    panels are ``size`` pixels wide."""
+    return TOP + size + BOTTOM, left_margin(extent, size) + 2 * size + 2 * GAP + BAR + RIGHT
 
 
 def picture(log_density: np.ndarray, samples: np.ndarray, points: np.ndarray | None, extent: float,
             size: int = 224) -> np.ndarray:
     """Palette indices of the picture: left, the data (grey) and the flow's samples (red);
-    right, the flow's density divided by its maximum as a heat map, then the colour bar (0 at
-    the bottom, 1 at the top). ``log_density`` is a (G, G) grid whose row 0 is the top
-    (largest :math:`x_2`); both panels show the square [-extent, extent]^2."""
+    right, the flow's density divided by its maximum as a heat map, then the colour bar,
+    numbered from 0 at the bottom to the largest density at the top. ``log_density`` is a
+    (G, G) grid whose row 0 is the top (largest :math:`x_2`); both panels show the square
+    [-extent, extent]^2, numbered along the bottom of both and the left edge of the left one.
+    The shape is :func:`shape` of ``size`` and ``extent``."""
     left = np.full((size, size), WHITE, dtype=np.uint8)
     if points is not None:
         _splat(left, points, extent, DATA, 2)
@@ -139,11 +214,42 @@ def picture(log_density: np.ndarray, samples: np.ndarray, points: np.ndarray | N
     bar = np.repeat(np.linspace(LEVELS - 1, 0, size).round().astype(np.uint8)[:, None], BAR, 1)
     bar[[0, -1], :] = FRAME
     bar[:, [0, -1]] = FRAME
-    out = np.full((size, 2 * size + 2 * GAP + BAR), WHITE, dtype=np.uint8)
-    out[:, :size] = left
-    out[:, size + GAP : 2 * size + GAP] = right
-    out[:, 2 * size + 2 * GAP :] = bar
+    out = np.full(shape(size, extent), WHITE, dtype=np.uint8)
+    rows = slice(TOP, TOP + size)
+    left_x = left_margin(extent, size)
+    x_right, x_bar = left_x + size + GAP, left_x + 2 * size + 2 * GAP
+    out[rows, left_x : left_x + size] = left
+    out[rows, x_right : x_right + size] = right
+    out[rows, x_bar : x_bar + BAR] = bar
+    for value, at, numbered in ticks(extent, size):
+        if numbered:
+            label = number(value)
+            half = text_width(label) // 2
+            for x in (left_x, x_right):  # under both panels, where the number stays within half the gap
+                if -GAP // 2 < at - half and at + half < size - 1 + GAP // 2:
+                    write(out, label, x + at, TOP + size + 3, align="center")
+            write(out, label, left_x - 3, TOP + size - 1 - at - 3, align="right")
+    if np.isfinite(top):
+        write(out, number(math.exp(top)) if top < 700 else "", x_bar + BAR + 3, TOP - 3)
+        write(out, "0", x_bar + BAR + 3, TOP + size - 4)
     return out
+
+
+def lattice(extent: float, grid: int) -> Tensor:
+    """The centres of a ``grid x grid`` lattice of cells over ``[-extent, extent]^2``, float64,
+    shape ``(grid**2, 2)``, in the order of a picture's pixels: row by row from the top
+    (largest :math:`x_2`), each row from left to right.
+
+    Example:
+        >>> lattice(1.0, 2)
+        tensor([[-0.5000,  0.5000],
+                [ 0.5000,  0.5000],
+                [-0.5000, -0.5000],
+                [ 0.5000, -0.5000]], dtype=torch.float64)
+    """
+    c = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid * 2 * extent - extent
+    yy, xx = torch.meshgrid(c.flip(0), c, indexing="ij")  # row 0 at the top
+    return torch.stack([xx.flatten(), yy.flatten()], 1)
 
 
 def extent_for(points: Tensor | np.ndarray) -> float:
@@ -179,23 +285,24 @@ class Painter:
 
     @property
     def width(self) -> int:
-        """Width of the picture in pixels (its height is :attr:`size`)."""
-        return 2 * self.size + 2 * GAP + BAR
+        """Width of the picture in pixels."""
+        return shape(self.size, self.extent)[1]
+
+    @property
+    def height(self) -> int:
+        """Height of the picture in pixels (the panels are :attr:`size` pixels high)."""
+        return shape(self.size, self.extent)[0]
 
     def set_grid(self, grid: int) -> None:
-        """Evaluate the density on a ``grid x grid`` lattice from now on."""
+        """Evaluate the density on a ``grid x grid`` lattice (:func:`lattice`) from now on."""
         self.grid = check_positive_int("grid", grid, 2)
-        c = (torch.arange(self.grid, dtype=torch.float64) + 0.5) / self.grid * 2 * self.extent - self.extent
-        yy, xx = torch.meshgrid(c.flip(0), c, indexing="ij")  # row 0 at the top
-        self.lattice = torch.stack([xx.flatten(), yy.flatten()], 1)
+        self.lattice = lattice(self.extent, self.grid)
 
     @staticmethod
     def _like(flow: Flow) -> dict:
         if flow.features != 2:
             raise ValueError(f"the pictures show 2-D flows; this flow has {flow.features} features.")
-        ref = next(flow.parameters(), None)
-        ref = flow.base._anchor if ref is None else ref
-        return dict(device=ref.device, dtype=ref.dtype)
+        return dict(device=flow.device, dtype=flow.dtype)
 
     @torch.no_grad()
     def density(self, flow: Flow) -> np.ndarray:

@@ -1,24 +1,27 @@
 """Pictures of 2-D flows: samples, density heat maps and loss curves (matplotlib).
 
 Each function draws on the axes it is given (or a new one) and returns the axes, so pictures
-compose: ``ax = samples(x); samples(flow.sample(1000), ax=ax)``.
+compose: ``ax = samples(x); samples(flow.sample(1000), ax=ax)``. :func:`grid` and
+:func:`log_density_grid` only compute; matplotlib is imported when the first picture is drawn,
+so that ``import flowlab`` does not pay for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import Tensor
 
 from .core import Flow
-from .train import History
+from .history import History
 
 
 def _axes(ax):
     if ax is None:
+        import matplotlib.pyplot as plt  # here: importing matplotlib costs a third of a second
+
         _, ax = plt.subplots(figsize=(4, 4))
     return ax
 
@@ -56,10 +59,8 @@ def grid(lim: float = 3.0, n: int = 200, dtype=torch.float32, device=None) -> tu
 def log_density_grid(log_prob: Flow | Callable[[Tensor], Tensor], lim: float = 3.0, n: int = 200) -> np.ndarray:
     """The log-density on an ``n x n`` grid over ``[-lim, lim]^2`` as an array (rows = y)."""
     if isinstance(log_prob, Flow):
-        flow = log_prob
-        p = next(flow.parameters(), None)
-        pts, _ = grid(lim, n, dtype=p.dtype if p is not None else torch.float32, device=p.device if p is not None else None)
-        values = flow.log_prob(pts)
+        pts, _ = grid(lim, n, dtype=log_prob.dtype, device=log_prob.device)
+        values = log_prob.log_prob(pts)
     else:
         pts, _ = grid(lim, n)
         values = log_prob(pts)

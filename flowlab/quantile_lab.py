@@ -26,31 +26,58 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import torch
 
+from ._checks import check_positive_int, check_seed, seeded_generator
 from .core import Flow, StandardNormal
-from .numerics import cdf_table, quantile
+from .numerics.cdf import MAX_CELLS, cdf_table, quantile
 from .replay import Replay
-from .targets.universality import mixture_1d, mixture_1d_log_prob
+from .targets._args import count
+from .targets.universality import _mixture, mixture_1d, mixture_1d_log_prob
+
+MAX_FRAMES = 200
+"""The most snapshots :func:`record` draws (``steps / every + 1``): each is a matplotlib figure."""
+
+MAX_STEPS = 20_000
+"""The most training steps of :func:`record` and :class:`Explorer` (a 1-D spline flow needs hundreds)."""
 
 __all__ = ["Explorer", "map_replay", "exact_map", "figure_png", "flow_map", "panel", "record", "spline_flow"]
 
 
-def _box(locs, scales) -> tuple[float, float]:
-    m, s = np.asarray(locs, dtype=float), np.asarray(scales, dtype=float)
+def _box(weights, locs, scales) -> tuple[float, float]:
+    _, m, s = _mixture(weights, locs, scales)  # checked: one entry each, finite, positive scales
+    m, s = m.numpy(), s.numpy()
     return float((m - 9 * s).min()), float((m + 9 * s).max())
 
 
 def exact_map(weights, locs, scales, z=None, cells: int = 800) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The exact map :math:`f(z) = F^{-1}(\Phi(z))` of the mixture, at ``z`` (default 401 points
-    in :math:`[-3.5, 3.5]`), from a :func:`~flowlab.numerics.cdf_table` on ``cells`` cells and
-    :func:`~flowlab.numerics.quantile`. Returns ``(z, f(z))`` in float64."""
-    lo, hi = _box(locs, scales)
+    in :math:`[-3.5, 3.5]`; any finite numbers, an empty tensor gives an empty map), from a
+    :func:`~flowlab.numerics.cdf_table` on ``cells`` cells (at most
+    :data:`~flowlab.numerics.MAX_CELLS`) and :func:`~flowlab.numerics.quantile`. Returns
+    ``(z, f(z))`` in float64. Cost: ``8 * cells`` evaluations of the density, and about 50
+    interpolations per point of ``z``.
+
+    Example:
+        >>> z, x = exact_map((0.5, 0.5), (-1.0, 1.0), (0.5, 0.5), z=torch.tensor([0.0]))
+        >>> abs(float(x[0])) < 1e-9  # a symmetric mixture: the median is 0
+        True
+    """
+    cells = check_positive_int("cells", cells, maximum=MAX_CELLS, hint="(800 reach float64 accuracy here)")
+    lo, hi = _box(weights, locs, scales)
+    if z is not None:
+        try:
+            z = torch.as_tensor(z, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"z must be a tensor of latent points, got {type(z).__name__}.") from None
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError("z contains NaN or infinite values: pass finite latent points.")
+        if z.numel() > 10**7:
+            raise ValueError(f"z has {z.numel():,} points, more than 10,000,000: evaluate the map in batches.")
     grid = torch.linspace(lo, hi, cells + 1, dtype=torch.float64)
     F, _ = cdf_table(lambda t: mixture_1d_log_prob(t.reshape(-1, 1), weights, locs, scales).exp().reshape(t.shape),
                      grid)
-    z = torch.linspace(-3.5, 3.5, 401, dtype=torch.float64) if z is None else torch.as_tensor(z, dtype=torch.float64)
+    z = torch.linspace(-3.5, 3.5, 401, dtype=torch.float64) if z is None else z
     return z, quantile(torch.special.ndtr(z), grid, F)
 
 
@@ -76,6 +103,8 @@ def panel(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), flow: Flow | 
     histogram of ``n`` samples :math:`f(Z)` with the density on top. Returns the figure."""
     import matplotlib.pyplot as plt
 
+    n = count(n)
+    g = seeded_generator("seed", seed)
     z, fz = exact_map(weights, locs, scales)
     lo, hi = float(fz.min()) - 0.5, float(fz.max()) + 0.5
     xs = torch.linspace(lo, hi, 600, dtype=torch.float64)
@@ -96,7 +125,6 @@ def panel(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), flow: Flow | 
     ax.set(xlabel="$z$", ylabel="$x$", title="quantile map")
     ax.legend(fontsize=8)
     ax = axes[2]
-    g = torch.Generator().manual_seed(seed)
     zs = torch.randn(n, generator=g, dtype=torch.float64)
     _, xs_f = exact_map(weights, locs, scales, z=zs)
     ax.hist(xs_f.numpy(), bins=60, range=(lo, hi), density=True, color="C0", alpha=0.5, label="$f(Z)$ samples")
@@ -125,18 +153,23 @@ def figure_png(fig) -> bytes:
     return out.getvalue()
 
 
-def map_replay(frames: list[bytes], steps: list[int], distance: list[float], title: str = "") -> Replay:
+MAP_CAPTION = "Solid: the exact map; dashed: the flow's map after the step shown."
+"""The caption of :func:`record`'s 1-D frames (the exact quantile map and the flow's, as curves)."""
+
+
+def map_replay(frames: list[bytes], steps: list[int], distance: list[float], title: str = "",
+               caption: str = MAP_CAPTION) -> Replay:
     """A kernel-free player (:class:`flowlab.replay.Replay`) of snapshots of a flow's map, each
-    labelled with its step and its mean distance to the exact map.
+    labelled with its step and its mean distance to the exact map. ``caption`` says what the
+    frames show (the default describes :func:`record`'s curves; pass your own for other frames).
 
     Example:
         >>> r = map_replay([b"png-0", b"png-1"], [0, 10], [0.8, 0.1], "demo")
-        >>> r.labels()[1], r.html().count("data:image/png;base64,")  # both frames, and the last shown first
-        ('step 10 \u00b7 mean |T_flow - T| = 0.100', 3)
+        >>> r.labels()[1], r.html().count("data:image/png;base64,")  # each frame once
+        ('step 10 \u00b7 mean |T_flow - T| = 0.100', 2)
     """
     labels = [f"step {s} \u00b7 mean |T_flow - T| = {d:.3f}" for s, d in zip(steps, distance)]
-    return Replay(list(frames), list(steps), [], title=title, fps=4.0, step_labels=labels,
-                  caption="Solid: the exact map; dashed: the flow's map after the step shown.")
+    return Replay(list(frames), list(steps), [], title=title, fps=4.0, step_labels=labels, caption=caption)
 
 
 def record(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), n: int = 2000, steps: int = 400,
@@ -146,17 +179,35 @@ def record(weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), n: int = 200
     the exact quantile map and the flow's; each label the mean distance
     :math:`\frac1m\sum_i |T_\theta(x_i) - \Phi^{-1}(F(x_i))|` over 2000 held-out points (latent
     units). Returns the player (:func:`map_replay`), the trained flow and the distance at each
-    snapshot."""
+    snapshot. At most :data:`MAX_STEPS` steps and :data:`MAX_FRAMES` snapshots.
+
+    Example:
+        >>> from flowlab import quantile_lab as ql
+        >>> player, flow, distance = ql.record(steps=4, every=2, n=200)
+        >>> len(distance)  # snapshots at steps 0, 2 and 4
+        3
+    """
     import matplotlib.pyplot as plt
 
     from .train import fit
     from .targets.universality import mixture_1d_cdf
 
+    n = count(n)
+    steps = check_positive_int("steps", steps, maximum=MAX_STEPS, hint="(a 1-D spline flow needs hundreds)")
+    every = check_positive_int("every", every, hint="(steps between snapshots)")
+    if steps // every + 1 > MAX_FRAMES:
+        raise ValueError(f"steps / every = {steps} / {every} makes {steps // every + 1} snapshots, more than "
+                         f"{MAX_FRAMES}: raise every to at least {-(-steps // (MAX_FRAMES - 1))}.")
+    seed = check_seed("seed", seed)
+    if flow is not None and not isinstance(flow, Flow):
+        raise ValueError(f"flow must be a 1-D flowlab Flow (or None for spline_flow()), got {type(flow).__name__}.")
+    _mixture(weights, locs, scales)  # checked before any work
     x = mixture_1d(n, weights, locs, scales, seed=seed)
-    held = mixture_1d(2000, weights, locs, scales, seed=seed + 1)
+    held = mixture_1d(2000, weights, locs, scales, seed=None if seed is None else (seed + 1) % 2**64)
     exact_latent = torch.special.ndtri(mixture_1d_cdf(held.double(), weights, locs, scales).clamp(1e-12, 1 - 1e-12))
     if flow is None:
-        torch.manual_seed(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
         flow = spline_flow()
     z, fz = exact_map(weights, locs, scales)
     frames, marks, dist = [], [], []
@@ -198,7 +249,7 @@ class Explorer:
     def __init__(self, steps: int = 300):
         import ipywidgets as w
 
-        self.steps = steps
+        self.steps = check_positive_int("steps", steps, maximum=MAX_STEPS, hint="(a 1-D spline flow needs hundreds)")
         self.flow: Flow | None = None
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         self.weight = w.FloatSlider(0.3, min=0.05, max=0.95, step=0.05, description="weight of bump 1", **slider)

@@ -19,25 +19,60 @@ Example:
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import json
 import math
+import numbers
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from ._checks import as_data, check_flow, check_positive_float, check_positive_int, check_recording
+from ._checks import ArgumentTypeError, as_data, check_positive_float, check_positive_int, describe
 from .chart import loss_chart
-from .core import Flow
+from .core import Flow, check_flow
 from .pictures import Painter, caption
 from .train import Training
 
 NOTE = (
     "A recording of a training run: it plays in the page, without Python. The live dashboard "
-    "trains the same flow when the notebook runs with a kernel: on Binder or Colab (the rocket "
-    "icon at the top of the page) or locally (see <em>How to use the widgets</em>)."
+    "trains the same flow when this notebook runs with a Python kernel: locally in JupyterLab, "
+    "on Binder or on Colab (see <em>How to use the widgets</em>)."
 )
+
+
+def check_recording(frames, steps, loss, valid_step=(), valid_nll=()) -> None:
+    """The parts of a replay agree: one step per frame (integers >= 0, non-decreasing, none past
+    the end of ``loss`` when there is one), and as many ``valid_step`` as ``valid_nll``."""
+    parts = {"frames": frames, "steps": steps, "loss": loss, "valid_step": valid_step, "valid_nll": valid_nll}
+    for what, seq in parts.items():
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence):
+            raise ArgumentTypeError(f"{what} must be a list, got {describe(seq)}.")
+    if len(frames) == 0:
+        raise ValueError("a replay needs at least one frame; frames is empty.")
+    if len(frames) != len(steps):
+        raise ValueError(
+            f"frames and steps must have one entry per snapshot, got {len(frames)} frames and {len(steps)} steps."
+        )
+    for f in frames:
+        if not isinstance(f, (bytes, bytearray)):
+            raise ArgumentTypeError(f"every frame must be PNG bytes (as Painter makes), got {describe(f)}.")
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
+            raise ValueError(f"steps must be integers >= 0, got {list(steps)!r}.")
+    if any(b < a for a, b in zip(steps[:-1], steps[1:])):
+        raise ValueError(f"steps must not decrease from one frame to the next, got {list(steps)!r}.")
+    if len(loss) and steps[-1] > len(loss):
+        raise ValueError(
+            f"the last frame is at step {steps[-1]} but loss has {len(loss)} entries (one per step): "
+            "pass the whole loss history, or frames up to that step."
+        )
+    if len(valid_step) != len(valid_nll):
+        raise ValueError(
+            f"valid_step and valid_nll must have the same length, got {len(valid_step)} and {len(valid_nll)}."
+        )
 
 
 @dataclass
@@ -108,13 +143,15 @@ class Replay:
         last = len(frames) - 1
         head = f"<strong>{html.escape(self.title)}</strong><br>" if self.title else ""
         msg = f'<div style="color:#a33">{html.escape(self.message)}</div>' if self.message else ""
-        data = json.dumps({"frames": frames, "labels": labels, "fps": self.fps,
+        # each frame is in the page once: the last one as the image shown (also without JavaScript),
+        # the others in the player's data, which takes the last one back from the image
+        data = json.dumps({"frames": frames[:-1], "labels": labels, "fps": self.fps,
                            "x": [round(chart.x_of(s), 2) for s in self.steps] if chart else []})
         words = html.escape(self.caption if self.caption is not None else caption(self.extent, self.points_label))
         svg = f'<div style="max-width:100%;overflow-x:auto">{chart.svg}</div>' if chart else ""
         return f"""<div id="{uid}" class="flowlab-replay" style="font:13px sans-serif;max-width:100%;margin:0.5em 0;color:#333;background:#fff;padding:4px">
 {head}<div style="color:#555">{words}</div>
-<img id="{uid}-img" alt="training snapshot" src="{frames[last]}" style="max-width:100%;display:block;margin:4px 0">
+<img id="{uid}-img" alt="{html.escape(self._alt(labels[last]))}" src="{frames[last]}" style="max-width:100%;display:block;margin:4px 0">
 <div style="display:flex;align-items:center;gap:8px;flex-wrap:wrap">
 <button id="{uid}-play" type="button" style="min-width:5em">&#9654; Play</button>
 <input id="{uid}-slider" type="range" min="0" max="{last}" step="1" value="{last}" style="flex:1 1 200px"
@@ -133,8 +170,10 @@ class Replay:
   var img = document.getElementById("{uid}-img"), slider = document.getElementById("{uid}-slider"),
       label = document.getElementById("{uid}-label"), button = document.getElementById("{uid}-play"),
       marker = document.getElementById("{uid}-marker"), timer = null;
+  d.frames.push(img.src);
   function show(i) {{
     img.src = d.frames[i]; label.textContent = d.labels[i]; slider.value = i;
+    img.alt = {json.dumps(self._alt(""))} + d.labels[i];
     if (marker) {{ marker.setAttribute("x1", d.x[i]); marker.setAttribute("x2", d.x[i]); }}
   }}
   function pause() {{ if (timer) {{ clearInterval(timer); timer = null; }} button.innerHTML = "&#9654; Play"; }}
@@ -152,6 +191,10 @@ class Replay:
   show(d.frames.length - 1);
 }})(0);</script>
 </div>"""
+
+    def _alt(self, label: str) -> str:
+        """The image's text alternative for a frame whose label is ``label``."""
+        return f"{self.title or 'training run'}, snapshot at {label}"
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -208,13 +251,21 @@ def record(flow: Flow, data, steps: int = 1000, every: int = 20, lr: float = 5e-
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(check_positive_int("threads", threads))
+    # the pictures are drawn from a copy, so that drawing never changes the flow being trained
+    # (an ActNorm layer, for one, sets itself from the first batch it sees)
+    mirror = copy.deepcopy(flow).requires_grad_(False)
+
+    def snapshot():
+        mirror.load_state_dict(flow.state_dict())
+        return painter.render(mirror)
+
     try:
         run = Training(flow, data, steps, lr, batch_size, valid, seed=seed, **training)
-        shots = [painter.render(flow)]
+        shots = [snapshot()]
         marks = [0]
         for _ in run:
             if run.step_count % every == 0 or run.done:
-                shots.append(painter.render(flow))
+                shots.append(snapshot())
                 marks.append(run.step_count)
         run.finish(keep_best=False)
     finally:

@@ -13,23 +13,39 @@ r"""Residual flows: maps :math:`x + g(x)` made invertible by a contraction or by
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_batch, check_positive_int
+from ._checks import check_batch, check_positive_float, check_positive_int
 from .core import Compose, Transform
 from .lipschitz import SpectralLinear, check_coeff, lipschitz_mlp
-from .numerics import bisection, implicit_inverse
-from .numerics.fixed_point import fixed_point
-from .numerics.logdet import logdet_exact, logdet_roulette, logdet_series
+from .numerics.fixed_point import MAX_ITER, fixed_point
+from .numerics.jacobians import PROBES
+from .numerics.logdet import MAX_TERMS, check_p, logdet_exact, logdet_roulette, logdet_series
+from .numerics.roots import bisection, implicit_inverse
 
-__all__ = ["Planar", "PlanarFlow", "ResidualBlock", "ResidualFlow", "Sylvester", "SylvesterFlow"]
+__all__ = ["MAX_LAYERS", "NoDataToLatent", "Planar", "PlanarFlow", "ResidualBlock", "ResidualFlow", "Sylvester",
+           "SylvesterFlow"]
 
 LADJ = ("exact", "series", "roulette")
+
+MAX_LAYERS = 256
+"""The most layers of :func:`ResidualFlow`, :func:`PlanarFlow` and :func:`SylvesterFlow`: each
+layer is one more network (or map) per pass; the book's flows use 2 to 32."""
+
+
+def _layers(layers) -> int:
+    return check_positive_int("layers", layers, maximum=MAX_LAYERS, hint="(the book's flows use 2 to 32)")
+
+
+class NoDataToLatent(NotImplementedError, ValueError):
+    """A transform asked for a direction it does not have. It is a ``ValueError`` (a setting the
+    caller can change) and a ``NotImplementedError`` (the direction does not exist)."""
 
 
 class ResidualBlock(Transform):
@@ -48,19 +64,26 @@ class ResidualBlock(Transform):
       unconverged point; gradients by implicit differentiation; ``ladj`` is minus the forward one at
       the solution.
 
-    **The Lipschitz guarantee.** The spectral norms come from power iteration with persistent vectors.
-    :meth:`after_step` takes one power-iteration step per layer; the training loop calls it after
-    every optimizer step. ``eval()`` and every :meth:`inverse` first iterate the power method to
-    convergence, so the bound :math:`\mathrm{Lip}(g) \le c^L` holds whenever the block is evaluated
-    or inverted.
+    **The Lipschitz guarantee**, whatever loop trains the block. The spectral norms come from power
+    iteration with persistent vectors, kept up to date by the layers themselves
+    (:class:`~flowlab.lipschitz.SpectralLinear`): after any change of the weights, in training mode
+    the next forward pass takes a step of subspace iteration (more after a large change), in
+    evaluation mode it computes the exact top singular vectors first, and every :meth:`inverse`
+    does too. So after any change of the weights (a
+    plain optimizer loop, ``load_state_dict``, an edit by hand) :math:`\mathrm{Lip}(g) \le c^L`
+    holds exactly in evaluation mode and for the inverse, and to within about 1% per layer in
+    training mode (a step of iteration approaches each norm from below; plain Adam loops stayed
+    within 0.5%). The inverse inverts the evaluation-mode map.
 
-    ``generator`` (optional) is the source of the probes of the stochastic log-dets.
+    ``hidden`` is a sequence of widths or an int :math:`h` for two hidden layers of :math:`h`
+    units. ``generator`` (optional) is the source of the probes of the stochastic log-dets; the
+    roulette shares its number of terms across the batch (:func:`~flowlab.numerics.logdet_roulette`).
 
     References: Behrmann et al. 2019 (i-ResNet); Chen et al. 2019 (Residual Flows).
 
     Example:
         >>> import torch, flowlab as fl
-        >>> block = fl.ResidualBlock(2, hidden=(16,)).eval()
+        >>> block = fl.ResidualBlock(2, hidden=16).eval()
         >>> x = torch.randn(5, 2)
         >>> z, ladj = block(x)
         >>> torch.allclose(block.inverse(z)[0], x, atol=1e-4)
@@ -70,7 +93,7 @@ class ResidualBlock(Transform):
     def __init__(
         self,
         features: int,
-        hidden: Sequence[int] = (64, 64),
+        hidden=(64, 64),
         coeff: float = 0.9,
         ladj: str = "exact",
         terms: int = 5,
@@ -86,13 +109,17 @@ class ResidualBlock(Transform):
         self.coeff = check_coeff(coeff)
         if ladj not in LADJ:
             raise ValueError(f"ladj must be one of {LADJ}, got {ladj!r}.")
-        if probe not in ("rademacher", "gaussian"):
+        if probe not in PROBES:
             raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {probe!r}.")
-        if not 0 < p < 1:
-            raise ValueError(f"p (the roulette's stopping probability) must be in (0, 1), got {p!r}.")
-        self.ladj_mode, self.terms, self.probe, self.p = ladj, check_positive_int("terms", terms), probe, float(p)
-        self.exact_terms = check_positive_int("exact_terms", exact_terms, minimum=0)
-        self.generator, self.tol, self.max_iter = generator, tol, check_positive_int("max_iter", max_iter)
+        hint = "(each is a vector-Jacobian product)"
+        self.ladj_mode, self.probe, self.p = ladj, probe, check_p(p)
+        self.terms = check_positive_int("terms", terms, maximum=MAX_TERMS, hint=hint)
+        self.exact_terms = check_positive_int("exact_terms", exact_terms, minimum=0, maximum=MAX_TERMS, hint=hint)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
+        self.generator = generator
+        self.tol = None if tol is None else check_positive_float("tol", tol)
+        self.max_iter = check_positive_int("max_iter", max_iter, maximum=MAX_ITER)
         self.g = lipschitz_mlp(features, hidden, coeff)
 
     def spectral_layers(self) -> list[SpectralLinear]:
@@ -104,14 +131,28 @@ class ResidualBlock(Transform):
         return self.coeff ** len(self.spectral_layers())
 
     def after_step(self) -> None:
-        """One power-iteration step per spectral layer: called by the training loop after each
-        optimizer step, so the norm estimates follow the weights."""
+        """One step of the norm estimate per spectral layer, right after an optimizer step
+        (:func:`flowlab.fit` calls it). Not needed for the bound: without it the next training
+        forward takes the step; with it, that forward does not take another."""
         for layer in self.spectral_layers():
             layer.power_step()
 
     def refresh(self) -> int:
         """Power iteration to convergence in every layer; returns the largest number of steps."""
         return max(layer.refresh() for layer in self.spectral_layers())
+
+    @contextlib.contextmanager
+    def _frozen(self) -> Iterator[None]:
+        """The converged weights, unchanged by the many passes of an iteration."""
+        self.refresh()
+        layers = self.spectral_layers()
+        for layer in layers:
+            layer.frozen = True
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.frozen = False
 
     def _ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.ladj_mode == "exact":
@@ -127,25 +168,29 @@ class ResidualBlock(Transform):
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         check_batch("z", z, self.features)
-        self.refresh()  # the contraction must hold now, not only at the last optimizer step
-        x = fixed_point(lambda x: z - self.g(x), z, tol=self.tol, max_iter=self.max_iter).x
-        _, ladj = self._ladj(x)
+        if not z.is_floating_point() or not bool(torch.isfinite(z).all()):
+            raise ValueError("z must be a floating point tensor of finite values (it has NaN, infinite or "
+                             f"integer entries, dtype {z.dtype}): the inverse iterates x = z - g(x) from finite z.")
+        with self._frozen():  # the converged contraction, the same for every iteration
+            x = fixed_point(lambda x: z - self.g(x), z, tol=self.tol, max_iter=self.max_iter).x
+            _, ladj = self._ladj(x)
         return x, -ladj
 
     def extra_repr(self) -> str:
         return f"features={self.features}, coeff={self.coeff}, ladj={self.ladj_mode!r}"
 
 
-def ResidualFlow(features: int, layers: int = 4, hidden: Sequence[int] = (64, 64), coeff: float = 0.9,
+def ResidualFlow(features: int, layers: int = 4, hidden=(64, 64), coeff: float = 0.9,
                  ladj: str = "exact", **kwargs) -> Compose:
-    """``layers`` residual blocks in a row (data to latent); ``kwargs`` go to each :class:`ResidualBlock`.
+    """``layers`` residual blocks in a row (data to latent, at most :data:`MAX_LAYERS`); ``kwargs``
+    go to each :class:`ResidualBlock`.
 
     Example:
         >>> import torch, flowlab as fl
-        >>> fl.ResidualFlow(2, layers=2, hidden=(8,))(torch.zeros(3, 2))[1].shape
+        >>> fl.ResidualFlow(2, layers=2, hidden=8)(torch.zeros(3, 2))[1].shape
         torch.Size([3])
     """
-    layers = check_positive_int("layers", layers)
+    layers = _layers(layers)
     return Compose(*[ResidualBlock(features, hidden, coeff, ladj, **kwargs) for _ in range(layers)])
 
 
@@ -200,7 +245,9 @@ class Planar(Transform):
     def _u_hat(self) -> tuple[Tensor, Tensor]:
         wu = self.w @ self.u
         s = _m(wu)  # = w^T u_hat
-        return self.u + ((s - wu) / (self.w @ self.w)) * self.w, s
+        # w = 0 is a translation by u h(b), invertible for any u: then s = m(0) = 0 and no correction
+        ww = (self.w @ self.w).clamp_min(torch.finfo(self.w.dtype).tiny)
+        return self.u + ((s - wu) / ww) * self.w, s
 
     def u_hat(self) -> Tensor:
         r"""The constrained :math:`\hat u`, with :math:`w^\top \hat u > -1`."""
@@ -214,6 +261,9 @@ class Planar(Transform):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_batch("x", x, self.features)
+        if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+            raise ValueError("x must be a floating point tensor of finite values (it has NaN, infinite or integer "
+                             f"entries, dtype {x.dtype}): the data-to-latent direction solves for each point.")
         u, s = self._u_hat()
         b = self.b
         beta = x @ self.w
@@ -240,7 +290,7 @@ def PlanarFlow(features: int, layers: int = 8) -> Compose:
         >>> flow.sample(3).shape
         torch.Size([3, 2])
     """
-    return Compose(*[Planar(features) for _ in range(check_positive_int("layers", layers))])
+    return Compose(*[Planar(features) for _ in range(_layers(layers))])
 
 
 class Sylvester(Transform):
@@ -259,9 +309,10 @@ class Sylvester(Transform):
     :math:`0 < h' \le 1`, every factor is positive: the map is invertible.
 
     * ``inverse`` (latent to data) is the **explicit** direction, :math:`O(Dm)` per point;
-    * ``forward`` (data to latent) is not implemented: it raises ``NotImplementedError``. Use the
-      flow for sampling and reverse KL, as ``Flow(SylvesterFlow(...), base)`` (the explicit direction
-      is the one sampling uses), that is as a posterior approximation.
+    * ``forward`` (data to latent) does not exist in closed form: it raises :class:`NoDataToLatent`
+      (a ``ValueError`` and a ``NotImplementedError``), so ``log_prob`` of data is not available.
+      Use the flow for sampling and reverse KL, as ``Flow(SylvesterFlow(...), base)`` (the explicit
+      direction is the one sampling uses), that is as a posterior approximation.
 
     References: van den Berg et al. 2018 (Sylvester normalizing flows, Householder variant).
 
@@ -279,7 +330,9 @@ class Sylvester(Transform):
         self.m = features if m is None else check_positive_int("m", m)
         if self.m > features:
             raise ValueError(f"m must be between 1 and features={features}, got {m}.")
-        k = features if reflections is None else check_positive_int("reflections", reflections)
+        k = features if reflections is None else check_positive_int(
+            "reflections", reflections, maximum=features,
+            hint="(the number of features: every orthogonal matrix is a product of that many reflections)")
         self.v = nn.Parameter(torch.randn(k, features))
         upper = self.m * (self.m - 1) // 2
         self.r = nn.Parameter(torch.zeros(upper))  # the strict upper triangles of R and R~, row by row
@@ -315,10 +368,11 @@ class Sylvester(Transform):
         return x, torch.log1p((1 - h**2) * diag).sum(-1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError(
-            "Sylvester has no data-to-latent direction (no closed-form inverse). Use it where only the "
-            "explicit latent-to-data direction is needed: sampling and reverse KL, as "
-            "fl.Flow(fl.SylvesterFlow(...), base) or its .inv as a posterior approximation; not for log_prob of data."
+        raise NoDataToLatent(
+            "Sylvester has no data-to-latent direction (no closed-form inverse), so a flow of Sylvester layers "
+            "has no log_prob of data. Use it where only the explicit latent-to-data direction is needed: sampling "
+            "and reverse KL (flow.rsample_and_log_prob, fl.reverse_kl), as fl.Flow(fl.SylvesterFlow(...), base); "
+            "for log_prob of data choose a family with both directions, such as fl.PlanarFlow or fl.ResidualFlow."
         )
 
     def extra_repr(self) -> str:
@@ -333,4 +387,4 @@ def SylvesterFlow(features: int, layers: int = 4, m: int | None = None) -> Compo
         >>> fl.Flow(fl.SylvesterFlow(2, layers=2), fl.StandardNormal(2)).sample(3).shape
         torch.Size([3, 2])
     """
-    return Compose(*[Sylvester(features, m) for _ in range(check_positive_int("layers", layers))])
+    return Compose(*[Sylvester(features, m) for _ in range(_layers(layers))])

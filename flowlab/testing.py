@@ -29,10 +29,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ._checks import check_positive_float, seeded_generator
+from .numerics import as_box, box_grid, jacobian_rows
+
 __all__ = [
     "autograd_jacobian",
     "autograd_ladj",
     "cell_probabilities",
+    "check_gradients",
+    "check_inverse",
+    "check_ladj",
     "check_transform",
     "density_integral",
     "folds",
@@ -49,12 +55,12 @@ def _first(out) -> Tensor:
 def autograd_jacobian(fn: Callable, x: Tensor) -> Tensor:
     r"""The Jacobian :math:`\partial\, \text{fn}(x)_i / \partial x_j` of each row, by autograd.
 
-    ``fn`` maps ``(batch, D)`` to ``(batch, D)`` (or to a tuple whose first element is that, like
-    a transform's ``forward``). Each row is differentiated on its own, as a batch of one, so a
-    map that mixes the rows of a batch cannot hide behind a block-diagonal Jacobian. (The
-    teaching version, :func:`flowlab.numerics.jacobian`, differentiates the whole batch at once
-    and so assumes the rows independent; this slower one is the reference for tests.)
-    Returns ``(batch, D, D)``.
+    ``fn`` maps ``(batch, D)`` to ``(batch, D_out)`` (or to a tuple whose first element is that,
+    like a transform's ``forward``). Each row is differentiated on its own, as a batch of one
+    (:func:`flowlab.numerics.jacobian_rows` on it), so a map that mixes the rows of a batch
+    cannot hide behind a block-diagonal Jacobian. (:func:`flowlab.numerics.jacobian`
+    differentiates the whole batch at once and so assumes the rows independent; this slower one
+    is the reference for tests.) Returns ``(batch, D_out, D)``, without a graph.
 
     Example:
         >>> import torch
@@ -62,10 +68,11 @@ def autograd_jacobian(fn: Callable, x: Tensor) -> Tensor:
         tensor([[3., 0.],
                 [0., 3.]])
     """
-    rows = [
-        torch.autograd.functional.jacobian(lambda v: _first(fn(v.unsqueeze(0))).squeeze(0), xi)
-        for xi in x.detach()
-    ]
+    rows = []
+    with torch.enable_grad():
+        for xi in x.detach():
+            v = xi.unsqueeze(0).requires_grad_(True)
+            rows.append(jacobian_rows(_first(fn(v)), v, create_graph=False)[0])
     return torch.stack(rows)
 
 
@@ -148,10 +155,8 @@ def shaken(module: nn.Module, scale: float = 0.3, seed: int = 0, *, fan_in: bool
         >>> maf = shaken(fl.MAF(2), 0.5, seed=1).double()
         >>> check_transform(maf, torch.randn(8, 2, dtype=torch.float64))
     """
-    from ._checks import check_positive_float, check_seed
-
     scale = check_positive_float("scale", scale)
-    g = torch.Generator().manual_seed(check_seed("seed", seed))
+    g = seeded_generator("seed", seed)
     with torch.no_grad():
         for p in module.parameters():
             std = scale
@@ -199,6 +204,85 @@ def _check_output(what: str, out, x: Tensor) -> tuple[Tensor, Tensor]:
     return y, ladj
 
 
+def _float64(transform: nn.Module, *points: Tensor) -> tuple:
+    """A float64 copy of ``transform`` (the original is not modified) and float64 copies of the points."""
+    return (copy.deepcopy(transform).double(), *(p.detach().double() for p in points))
+
+
+def check_inverse(transform: nn.Module, x: Tensor, z: Tensor | None = None, atol: float = 1e-6,
+                  rtol: float = 1e-6) -> None:
+    r"""Round trips, in float64: :math:`g(f(x)) \approx x` and :math:`f(g(z)) \approx z`, with
+    :math:`f` the data-to-latent map (``forward``) and :math:`g` its ``inverse`` (``z``: ``x``
+    by default); and rows are independent: the first row alone gives what it gives within the
+    batch, in both directions. Raises ``AssertionError`` saying by how much it fails.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> check_inverse(fl.MAF(3), torch.randn(8, 3))
+    """
+    z = x if z is None else z
+    t, x64, z64 = _float64(transform, x, z)
+    with torch.no_grad():
+        fx, ladj_f = _check_output("forward (float64)", t(x64), x64)
+        gz, ladj_g = _check_output("inverse (float64)", t.inverse(z64), z64)
+        x_back, _ = t.inverse(fx)
+        z_back, _ = t(gz)
+        _check_close("round trip inverse(forward(x)) vs x", x_back, x64, atol, rtol)
+        _check_close("round trip forward(inverse(z)) vs z", z_back, z64, atol, rtol)
+        for what, fn, v, y, l in (("forward", t, x64, fx, ladj_f), ("inverse", t.inverse, z64, gz, ladj_g)):
+            y1, l1 = fn(v[:1])
+            _check_close(f"{what} of the first row alone vs within the batch", y1, y[:1], atol, rtol)
+            _check_close(f"{what} ladj of the first row alone vs within the batch", l1, l[:1], atol, rtol)
+
+
+def check_ladj(transform: nn.Module, x: Tensor, z: Tensor | None = None, atol: float = 1e-6,
+               rtol: float = 1e-6) -> None:
+    r"""Log-determinants, in float64: :math:`\text{ladj}_f(x) = \log\lvert\det \partial f/\partial x\rvert`
+    and :math:`\text{ladj}_g(z) = \log\lvert\det \partial g/\partial z\rvert` against
+    :func:`autograd_ladj`, and :math:`\text{ladj}_f(x) + \text{ladj}_g(f(x)) \approx 0`.
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> check_ladj(shaken(fl.MAF(3)), torch.randn(8, 3))
+    """
+    z = x if z is None else z
+    t, x64, z64 = _float64(transform, x, z)
+    with torch.no_grad():
+        fx, ladj_f = t(x64)
+        _, ladj_g = t.inverse(z64)
+        _, ladj_back = t.inverse(fx)
+    _check_close("forward ladj against the autograd log|det J|", ladj_f, autograd_ladj(t, x64), atol, rtol)
+    _check_close("inverse ladj against the autograd log|det J|", ladj_g, autograd_ladj(t.inverse, z64), atol, rtol)
+    _check_close("forward and inverse ladj cancel: ladj_f(x) + ladj_g(f(x))", ladj_f + ladj_back,
+                 torch.zeros_like(ladj_f), atol, rtol)
+
+
+def check_gradients(transform: nn.Module, x: Tensor, z: Tensor | None = None) -> None:
+    r"""The scalar :math:`\ell(f(x), \text{ladj}_f) + \tfrac12\,\ell(g(z), \text{ladj}_g)`, with
+    :math:`\ell(y, l) = \sum (y^2 + y) + \sum l`, sends a finite gradient that is not all zero
+    to every parameter with ``requires_grad`` (in float64; the unequal weights keep the two
+    directions from cancelling at the identity).
+
+    Example:
+        >>> import torch, flowlab as fl
+        >>> check_gradients(fl.MAF(3), torch.randn(8, 3))
+    """
+    z = x if z is None else z
+    t, x64, z64 = _float64(transform, x, z)
+    params = [(n, p) for n, p in t.named_parameters() if p.requires_grad]
+    fx, ladj_f = t(x64)
+    gz, ladj_g = t.inverse(z64)
+    loss = (fx.pow(2) + fx).sum() + ladj_f.sum() + 0.5 * ((gz.pow(2) + gz).sum() + ladj_g.sum())
+    grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True) if params else []
+    missing = [n for (n, _), g in zip(params, grads) if g is None]
+    bad = [n for (n, _), g in zip(params, grads) if g is not None and not torch.isfinite(g).all()]
+    zero = [n for (n, _), g in zip(params, grads) if g is not None and torch.isfinite(g).all() and not g.any()]
+    problems = [f"{what} {names}" for what, names in (("no gradient reaches", missing), ("non-finite gradients in", bad),
+                                                     ("all-zero gradients in", zero)) if names]
+    if problems:
+        raise AssertionError("gradients: " + "; ".join(problems) + ".")
+
+
 def check_transform(
     transform: nn.Module,
     x: Tensor,
@@ -213,15 +297,9 @@ def check_transform(
 
     1. ``forward`` and ``inverse`` return ``(tensor, ladj)`` with the input's shape, dtype and
        device, and ``ladj`` of shape ``(batch,)`` (checked in the input's own dtype);
-    2. round trips, in float64: :math:`g(f(x)) \approx x` and :math:`f(g(z)) \approx z`; and
-       rows are independent: the first row alone gives what it gives within the batch;
-    3. log-determinants, in float64: :math:`\text{ladj}_f(x) = \log\lvert\det \partial f/\partial x\rvert`
-       and :math:`\text{ladj}_g(z) = \log\lvert\det \partial g/\partial z\rvert` against
-       :func:`autograd_ladj`, and :math:`\text{ladj}_f(x) + \text{ladj}_g(f(x)) \approx 0`;
-    4. with ``grad=True``: the scalar :math:`\ell(f(x), \text{ladj}_f) + \tfrac12\,\ell(g(z),
-       \text{ladj}_g)`, with :math:`\ell(y, l) = \sum (y^2 + y) + \sum l`, sends a finite gradient
-       that is not all zero to every parameter with ``requires_grad`` (the unequal weights keep
-       the two directions from cancelling at the identity).
+    2. round trips and independent rows (:func:`check_inverse`);
+    3. log-determinants against autograd, and the two directions cancel (:func:`check_ladj`);
+    4. with ``grad=True``: gradients reach every parameter (:func:`check_gradients`).
 
     ``z`` are the latent points for the second round trip (default: ``x`` itself, so points far
     in the tails are used in both directions). Checks 2 to 4 run on a float64 copy of
@@ -245,53 +323,13 @@ def check_transform(
     if not isinstance(x, Tensor) or x.dim() != 2:
         raise AssertionError(f"x must be a (batch, features) tensor, got {getattr(x, 'shape', type(x))}.")
     z = x if z is None else z
-
-    # 1. shape, dtype and device, in the caller's dtype
-    with torch.no_grad():
+    with torch.no_grad():  # 1. shape, dtype and device, in the caller's dtype
         _check_output("forward", transform(x), x)
         _check_output("inverse", transform.inverse(z), z)
-
-    # 2-4 in float64, on a copy
-    t = copy.deepcopy(transform).double()
-    x64 = x.detach().double()
-    z64 = z.detach().double()
-    with torch.no_grad():
-        fx, ladj_f = _check_output("forward (float64)", t(x64), x64)
-        gz, ladj_g = _check_output("inverse (float64)", t.inverse(z64), z64)
-        x_back, ladj_back = t.inverse(fx)
-        z_back, _ = t(gz)
-    _check_close("round trip inverse(forward(x)) vs x", x_back, x64, atol, rtol)
-    _check_close("round trip forward(inverse(z)) vs z", z_back, z64, atol, rtol)
-    with torch.no_grad():
-        for what, fn, v, y, l in (("forward", t, x64, fx, ladj_f), ("inverse", t.inverse, z64, gz, ladj_g)):
-            y1, l1 = fn(v[:1])
-            _check_close(f"{what} of the first row alone vs within the batch", y1, y[:1], atol, rtol)
-            _check_close(f"{what} ladj of the first row alone vs within the batch", l1, l[:1], atol, rtol)
-    _check_close("forward ladj against the autograd log|det J|", ladj_f, autograd_ladj(t, x64), atol, rtol)
-    _check_close("inverse ladj against the autograd log|det J|", ladj_g, autograd_ladj(t.inverse, z64), atol, rtol)
-    _check_close("forward and inverse ladj cancel: ladj_f(x) + ladj_g(f(x))", ladj_f + ladj_back,
-                 torch.zeros_like(ladj_f), atol, rtol)
-
+    check_inverse(transform, x, z, atol, rtol)
+    check_ladj(transform, x, z, atol, rtol)
     if grad:
-        params = [(n, p) for n, p in t.named_parameters() if p.requires_grad]
-        for _, p in params:
-            p.grad = None
-        fx, ladj_f = t(x64)
-        gz, ladj_g = t.inverse(z64)
-        loss = (fx.pow(2) + fx).sum() + ladj_f.sum() + 0.5 * ((gz.pow(2) + gz).sum() + ladj_g.sum())
-        loss.backward()
-        missing = [n for n, p in params if p.grad is None]
-        bad = [n for n, p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
-        zero = [n for n, p in params if p.grad is not None and torch.isfinite(p.grad).all() and not p.grad.any()]
-        problems = []
-        if missing:
-            problems.append(f"no gradient reaches {missing}")
-        if bad:
-            problems.append(f"non-finite gradients in {bad}")
-        if zero:
-            problems.append(f"all-zero gradients in {zero}")
-        if problems:
-            raise AssertionError("gradients: " + "; ".join(problems) + ".")
+        check_gradients(transform, x, z)
 
 
 def _module_dtype_device(m: nn.Module) -> tuple[torch.dtype | None, torch.device | None]:
@@ -301,22 +339,9 @@ def _module_dtype_device(m: nn.Module) -> tuple[torch.dtype | None, torch.device
     return None, None
 
 
-def _boxes(lim) -> list[tuple[float, float]]:
-    """``L``, ``(a, b)`` or ``((a1, b1), (a2, b2))`` as two (low, high) pairs."""
-    if isinstance(lim, numbers.Real):
-        boxes = [(-float(lim), float(lim))] * 2
-    elif len(lim) == 2 and all(isinstance(v, numbers.Real) for v in lim):
-        boxes = [(float(lim[0]), float(lim[1]))] * 2
-    else:
-        boxes = [(float(a), float(b)) for a, b in lim]
-    if len(boxes) != 2 or any(not a < b for a, b in boxes):
-        raise ValueError(f"lim must be L > 0, (a, b) or ((a1, b1), (a2, b2)) with a < b, got {lim!r}.")
-    return boxes
-
-
 def _grid_density(flow_or_log_prob, lim, n: int, dtype, device, chunk: int) -> tuple[Tensor, float]:
-    """The density at the centres of an ``n x n`` grid of cells, ``(n, n)`` indexed [x, y],
-    and the area of one cell."""
+    """The density at the centres of an ``n x n`` grid of cells (:func:`flowlab.numerics.box_grid`),
+    ``(n, n)`` indexed [x, y], and the area of one cell."""
     log_prob = getattr(flow_or_log_prob, "log_prob", flow_or_log_prob)
     if not callable(log_prob):
         raise TypeError(f"expected a flow or a log-density function, got {type(flow_or_log_prob).__name__}.")
@@ -324,16 +349,10 @@ def _grid_density(flow_or_log_prob, lim, n: int, dtype, device, chunk: int) -> t
         mdtype, mdevice = _module_dtype_device(flow_or_log_prob)
         dtype = dtype or mdtype
         device = device if device is not None else mdevice
-    dtype = dtype or torch.float64
-    axes, area = [], 1.0
-    for a, b in _boxes(lim):
-        h = (b - a) / n
-        axes.append(torch.linspace(a + h / 2, b - h / 2, n, dtype=dtype, device=device))
-        area *= h
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 2)
+    grid, weights = box_grid(as_box(lim, "lim"), cells=n, dtype=dtype or torch.float64, device=device)
     with torch.no_grad():
         p = torch.cat([log_prob(grid[i : i + chunk]).exp() for i in range(0, len(grid), chunk)])
-    return p.reshape(n, n), area
+    return p.reshape(n, n), float(weights[0])
 
 
 def density_integral(
@@ -415,7 +434,7 @@ def sample_frequencies(samples: Tensor, lim=6.0, cells: int = 12) -> Tensor:
         tensor([[0.3333, 0.3333],
                 [0.0000, 0.0000]])
     """
-    lows, highs = zip(*_boxes(lim))
+    lows, highs = zip(*as_box(lim, "lim"))
     low = samples.new_tensor(lows)
     width = samples.new_tensor(highs) - low
     idx = ((samples - low) / width * cells).floor().long()

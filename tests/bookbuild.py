@@ -13,32 +13,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
-BUILD_LOG = "book-build.log"  # written inside _build/
+# the book's tools (_ext/): the repository's one source, the parallel build
+if str(REPO / "_ext") not in sys.path:
+    sys.path.append(str(REPO / "_ext"))
+
+from build_book import LOG as BUILD_LOG  # noqa: E402 - written inside _build/ by the builder
+from build_book import toc_pages  # noqa: E402 - the one reader of _toc.yml
+
 
 _SPHINX_PROBLEM = re.compile(r"(^|: )(WARNING|ERROR|CRITICAL|SEVERE):")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def toc_pages(root: Path) -> list[str]:
-    """Every document in _toc.yml, in reading order, without extension (e.g. 'book/intro')."""
-    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key) or [])
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk({key: value for key, value in toc.items() if key != "root"})
-    return [page.removesuffix(".md").removesuffix(".ipynb") for page in pages]
 
 
 def source_of(root: Path, page: str) -> Path:
@@ -91,22 +76,22 @@ class BookBuild:
         return None
 
 
-def jupyter_book_command() -> list[str]:
-    script = Path(sys.executable).with_name("jupyter-book")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "jupyter_book"]
+def build_command(root: Path) -> list[str]:
+    """`make book`'s command: _ext/build_book.py executes every chapter (in parallel), then builds the site."""
+    return [sys.executable, str(REPO / "_ext" / "build_book.py"), str(root)]
 
 
 class RunningBuild:
-    """`jupyter-book build ROOT --all -W -n --keep-going`, started now in the background.
+    """`python _ext/build_book.py ROOT` (what `make book` runs), started now in the background.
 
-    Every page is re-read and every chapter executed (`--all` matters: an incremental build
-    re-executes nothing and repeats no earlier warning). `result()` waits for the end and writes
-    the log to _build/; `stop()` ends a build that is no longer wanted.
+    Every chapter is executed (into a fresh cache) and every page re-read (`--all`). `result()`
+    waits for the end; the builder writes its log to _build/book-build.log. `stop()` ends a
+    build that is no longer wanted.
     """
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
-        self.command = [*jupyter_book_command(), "build", str(self.root), "--all", "-W", "-n", "--keep-going"]
+        self.command = build_command(self.root)
         self._log = tempfile.TemporaryFile("w+")
         self._start = time.monotonic()
         self._process = subprocess.Popen(self.command, cwd=self.root, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -125,10 +110,7 @@ class RunningBuild:
         log = self._log.read()
         self._log.close()
         seconds = self._end[0] - self._start
-        result = BookBuild(self.root, self.root / "_build" / "html", log, seconds, self._process.returncode, self.command)
-        result.log_path.parent.mkdir(exist_ok=True)
-        result.log_path.write_text(f"# exit {self._process.returncode}, {seconds:.0f} s\n" + log)
-        return result
+        return BookBuild(self.root, self.root / "_build" / "html", log, seconds, self._process.returncode, self.command)
 
     def stop(self) -> None:
         if self._process.poll() is None:
@@ -148,4 +130,4 @@ def previous_build(root: Path) -> BookBuild:
     header, _, log = log_path.read_text().partition("\n")
     match = re.match(r"# exit (-?\d+), (\d+) s", header)
     code, seconds = (int(match[1]), float(match[2])) if match else (1, 0.0)
-    return BookBuild(root, root / "_build" / "html", log, seconds, code, [*jupyter_book_command(), "build", str(root)])
+    return BookBuild(root, root / "_build" / "html", log, seconds, code, build_command(root))

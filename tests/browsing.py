@@ -207,3 +207,55 @@ def jupyter_lab(root_dir, home, settings: dict | None = None, timeout: float = 6
         while (left := processes_mentioning(str(home))) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not left, f"processes of the JupyterLab test still running after teardown: {left}"
+
+
+# ---------------------------------------------------------------- what a page weighs
+
+
+def _kind(url: str, content_type: str) -> str:
+    path = url.split("?", 1)[0]
+    if "embed-amd.js" in path or "require.js" in path:
+        return "widget manager"
+    for kind, endings in (("html", (".html", "/")), ("script", (".js", ".mjs")), ("style", (".css",)),
+                          ("font", (".woff", ".woff2", ".ttf", ".eot", ".otf")),
+                          ("image", (".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp"))):
+        if path.endswith(endings):
+            return kind
+    return content_type.split(";")[0] or "other"
+
+
+def loaded_weight(page) -> dict:
+    """What the browser downloaded for the page now open in ``page`` (a Playwright page, opened in
+    a fresh context so that nothing came from a cache), in bytes, from its resource timing:
+    ``total``, ``by_kind`` (html, script, style, font, image, widget manager), ``requests``, and
+    ``inline``: how much of the HTML is base64 images written into the page (replay frames,
+    data URIs)."""
+    entries = page.evaluate(
+        "() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+        ".map(e => [e.name, e.decodedBodySize, e.initiatorType])"
+    )
+    inline = page.evaluate(
+        "() => [...document.querySelectorAll('[src^=\"data:\"]')].reduce((n, e) => n + e.getAttribute('src').length, 0)"
+        " + [...document.querySelectorAll('script:not([src])')].reduce((n, s) =>"
+        " n + (s.textContent.match(/data:image\\/[a-z]+;base64,[A-Za-z0-9+\\/=]+/g) || []).join('').length, 0)"
+    )
+    by_kind: dict[str, int] = {}
+    for name, size, initiator in entries:
+        kind = "html" if initiator == "navigation" else _kind(name, "")
+        by_kind[kind] = by_kind.get(kind, 0) + int(size)
+    return {"total": sum(by_kind.values()), "by_kind": by_kind, "requests": len(entries), "inline": inline}
+
+
+def page_weight(browser, url: str, viewport=(1280, 900)) -> dict:
+    """:func:`loaded_weight` of a first visit to ``url`` in a fresh browser context."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="load", timeout=90_000)
+        try:
+            page.wait_for_load_state("networkidle", timeout=15_000)
+        except Exception:  # noqa: BLE001 - weigh what came
+            pass
+        return loaded_weight(page)
+    finally:
+        context.close()

@@ -1,12 +1,19 @@
-"""Shared pytest options and fixtures.
+"""Shared pytest options, markers and fixtures.
 
 Options:
     --device=cuda      run the device-aware tests on another torch device (default: cpu)
     --book-root=PATH   build and check the book at PATH (default: this repository)
     --book-prebuilt    check the site already in <book-root>/_build instead of building it again
 
-Fixtures: ``device``, ``book``, and for the bad-input tests ``flow`` (a small seeded MAF) and
-``data`` (a function ``data(device, n=64)`` giving moons samples).
+Markers (registered in pyproject.toml; ``make check`` leaves out all four):
+    book       the test reads the built book (set here for every test that uses the ``book`` fixture)
+    browser    the test drives Chromium or JupyterLab (set here for the modules in ``BROWSER``)
+    classroom  the test builds and grades the nbgrader course (set here, see ``CLASSROOM``)
+    slow       the test trains or computes for many seconds (set on the test itself, or in ``SLOW``)
+
+Fixtures: ``device``, ``book``, ``shaken`` (:func:`flowlab.testing.shaken`: every parameter
+moved away from the identity the transforms start at), and for the bad-input tests ``flow`` (a
+small seeded MAF) and ``data`` (a function ``data(device, n=64)`` giving moons samples).
 """
 
 from __future__ import annotations
@@ -40,11 +47,38 @@ def pytest_configure(config):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+BROWSER = {"test_browser.py", "test_replay_browser.py", "test_jupyterlab.py"}
+"""Test modules that drive Chromium (and, for JupyterLab, a Jupyter server)."""
+CLASSROOM = {"test_classroom.py::test_classroom_grades_solutions_full_and_blank_zero"}
+"""Tests that build the nbgrader course and grade it."""
+SLOW = {
+    "test_cdf.py::test_kr_jacobian_is_triangular_and_carries_the_density",
+    "test_cdf.py::test_kr_map_of_the_banana_and_of_the_mixture_match_closed_forms",
+    "test_continuous.py::test_rk4_errors_fall_like_h4",
+    "test_continuous.py::test_dopri5_contract",
+    "test_continuous.py::test_adjoint_gradients_equal_backprop",
+    "test_ch_universality.py::test_explorer_follows_its_sliders_and_trains_a_flow",
+    "test_ch_universality.py::test_explorer_draws_into_its_picture_and_trains",
+}
+"""The slowest tests of the unit suite (5 to 20 s each), marked ``slow`` here as well as in place."""
+
+
 def _needs_book(item) -> bool:
     return "book" in getattr(item, "fixturenames", ())
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        if _needs_book(item):
+            item.add_marker(pytest.mark.book)
+        if item.path.name in BROWSER:
+            item.add_marker(pytest.mark.browser)
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if name in CLASSROOM:
+            item.add_marker(pytest.mark.classroom)
+        if name in SLOW:
+            item.add_marker(pytest.mark.slow)
     # the tests that read the built book run last: the build, started in the background as soon
     # as collection ends, executes the chapters (one core) while the other tests run
     items.sort(key=_needs_book)
@@ -70,6 +104,16 @@ def device(request) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         pytest.fail(f"--device {dev} was asked for, but torch sees no CUDA device", pytrace=False)
     return dev
+
+
+@pytest.fixture(scope="session")
+def shaken():
+    """:func:`flowlab.testing.shaken`, the one way the tests move parameters away from the start:
+    ``shaken(module, scale=0.3, seed=0, fan_in=False)`` adds ``scale`` times standard normal
+    noise to every parameter, in place, and returns the module."""
+    from flowlab.testing import shaken
+
+    return shaken
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import repository as repo_tool  # _ext/repository.py: the repository named in _config.yml
 from bookbuild import source_of, toc_pages, warnings_in
 
 
@@ -22,11 +25,18 @@ def test_every_toc_page_is_built(book):
 
 
 def test_chapters_were_executed(book):
-    """`execute_notebooks: force` ran every notebook: each one is listed in the execution report."""
+    """The build executed every notebook (in parallel, _ext/build_book.py) and the site took
+    each one's outputs from that execution: myst-nb found every chapter in the fresh cache."""
     notebooks = [page for page in book.pages if source_of(book.root, page).suffix == ".ipynb"]
-    executed = book.root / "_build" / "jupyter_execute"
-    not_run = [page for page in notebooks if not (executed / f"{page}.ipynb").is_file()]
+    times = json.loads((book.root / "_build" / "execution.json").read_text())["seconds"]
+    not_run = [page for page in notebooks if page.split("/")[-1] not in times]
     assert not not_run, f"notebooks that the build did not execute: {not_run}"
+    from_cache = [page for page in notebooks if f"{page}.ipynb: Using cached notebook" in book.log]
+    assert from_cache == notebooks, "chapters the site did not take from the build's execution: " + str(
+        sorted(set(notebooks) - set(from_cache)))
+    executed = book.root / "_build" / "jupyter_execute"
+    missing = [page for page in notebooks if not (executed / f"{page}.ipynb").is_file()]
+    assert not missing, f"executed notebooks missing from _build/jupyter_execute: {missing}"
 
 
 def test_vendored_scripts_are_in_the_site(book):
@@ -49,10 +59,12 @@ def test_pages_do_not_reference_cdns(book):
 
 
 def test_launch_buttons_point_at_the_repository(book):
+    repo = repo_tool.repository(book.root)
+    slug = f"{repo.owner}/{repo.name}"
     notebooks = [page for page in book.pages if source_of(book.root, page).suffix == ".ipynb"]
     for page in notebooks:
         html = (book.html / f"{page}.html").read_text()
-        assert f"mybinder.org/v2/gh/flowlab-book/normalizing-flows-book/main?urlpath=lab/tree/{page}.ipynb" in html
-        assert f"colab.research.google.com/github/flowlab-book/normalizing-flows-book/blob/main/{page}.ipynb" in html
+        assert f"mybinder.org/v2/gh/{slug}/{repo.branch}?urlpath=lab/tree/{page}.ipynb" in html
+        assert f"colab.research.google.com/github/{slug}/blob/{repo.branch}/{page}.ipynb" in html
         assert "/./" not in html.split("mybinder.org", 1)[1].split('"', 1)[0]
 

@@ -9,13 +9,20 @@ Needs Debian's `chromium` on the PATH (`apt-get install -y chromium`); the test 
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from bookbuild import source_of, toc_pages
-from browsing import chromium, serve
+from browsing import chromium, loaded_weight, serve
 
+DESKTOP, PHONE = (1280, 900), (390, 844)
+SMALLEST_SCALE = 0.6  # a figure shown below 60 % of its natural width must open at full size
+SMALLEST_FONT_PX = 9.0  # no label of a figure smaller than this, as shown (or once opened)
+FONT_KEY = "flowlab:smallest-font-px"  # noted in each matplotlib PNG by _ext/figure_fonts.py
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -49,11 +56,11 @@ def _is_local(url: str, base: str) -> bool:
 class PageVisit:
     """Load one page with the network cut off, and record what went wrong."""
 
-    def __init__(self, browser, base: str, url: str):
+    def __init__(self, browser, base: str, url: str, viewport=(1280, 900)):
         self.errors: list[str] = []
         self.outside: list[str] = []
         self.failed: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         self.page = self.context.new_page()
 
         def route(route):
@@ -180,5 +187,144 @@ def test_page_from_disk(browser, book, page):
         math = _check_math(visit.page)
         if page == book.pages[0]:
             assert math["containers"] > 0, "the intro page shows no typeset math"
+    finally:
+        visit.close()
+
+
+# ---------------------------------------------------------------- what a reader sees: figures, code, weight
+
+FIGURES_JS = """() => [...document.querySelectorAll('div.cell_output img')]
+    .filter(i => !i.closest('.flowlab-replay, .flowlab-explorer'))
+    .map(i => ({src: i.currentSrc || i.src, alt: i.getAttribute('alt') || '', natural: i.naturalWidth,
+                shown: i.getBoundingClientRect().width, zoomable: i.classList.contains('flowlab-zoomable')}))"""
+
+
+def _alt_problem(alt: str) -> str | None:
+    """Why an image's alt text does not describe it, or None."""
+    text = alt.strip()
+    if not text:
+        return "no alt text"
+    if re.search(r"\.(png|jpe?g|gif|svg|webp)$", text, re.I) or "_images/" in text or text.startswith(("../", "data:")):
+        return "alt text is a file name"
+    if len(text.split()) < 3:
+        return "alt text of fewer than three words"
+    return None
+
+
+def _smallest_font(book, src: str) -> float | None:
+    """The smallest text of a figure in pixels of the image (from its PNG metadata), or None."""
+    from PIL import Image
+
+    path = book.html / unquote(urlsplit(src).path).lstrip("/")
+    if not path.is_file():
+        return None
+    value = Image.open(io.BytesIO(path.read_bytes())).text.get(FONT_KEY) if path.suffix == ".png" else None
+    return None if value in (None, "none") else float(value)
+
+
+def _figure_problems(book, figures: list[dict]) -> list[str]:
+    problems = []
+    for f in figures:
+        name = Path(urlsplit(f["src"]).path).name[:12]
+        alt = _alt_problem(f["alt"])
+        if alt:
+            problems.append(f"{name}: {alt} ({f['alt'][:40]!r})")
+        if not f["natural"]:
+            continue
+        scale = min(1.0, f["shown"] / f["natural"])
+        if scale < SMALLEST_SCALE and not f["zoomable"]:
+            problems.append(f"{name}: shown at {scale:.0%} of its width and cannot be opened at full size")
+        font = _smallest_font(book, f["src"])
+        if font is not None:
+            seen = font * scale
+            if seen < SMALLEST_FONT_PX and not (f["zoomable"] and font >= SMALLEST_FONT_PX):
+                where = f"{seen:.1f} px as shown" + (f", {font:.1f} px at full size" if f["zoomable"] else "")
+                problems.append(f"{name}: smallest text {where} (at least {SMALLEST_FONT_PX:.0f} px)")
+    return problems
+
+
+def _record_weight(book, page: str, weight: dict) -> None:
+    """Add one page's weight to _build/page-weights.json (all pages after a full run)."""
+    path = book.root / "_build" / "page-weights.json"
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        table = {}
+    table[page] = weight
+    path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+
+
+def test_page_reads_well(browser, site, book, page):
+    """On a desktop screen: every figure has alt text that describes it, is shown at 60 % of its
+    width or more or opens at full size, and its smallest text is at least 9 px as seen; code
+    cells fit their box; no control is dead; no table header is empty; and the page's cold
+    weight is recorded (the widget manager only where a widget is shown)."""
+    visit = PageVisit(browser, site, f"{site}/{page}.html", viewport=DESKTOP)  # a fresh context: nothing cached
+    try:
+        p = visit.page
+        weight = loaded_weight(p)
+        html = (book.html / f"{page}.html").read_text()
+        weight["replays"] = sum(len(m) for m in re.findall(r'<div id="flowlab-replay-.*?</script>\s*</div>', html, re.S))
+        _record_weight(book, page, weight)
+        shows_widgets = "application/vnd.jupyter.widget-view+json" in html
+        assert shows_widgets or not weight["by_kind"].get("widget manager"), "the widget manager loads on a page without widgets"
+        figures = p.evaluate(FIGURES_JS)
+        problems = _figure_problems(book, figures)
+        if source_of(book.root, page).suffix == ".ipynb":
+            fonts = [f for f in figures if _smallest_font(book, f["src"]) is not None]
+            assert fonts, "no figure notes its font size: was the book built by _ext/build_book.py?"
+        overflowing = p.evaluate(
+            """() => [...document.querySelectorAll('article div.highlight pre')]
+                 .filter(e => e.scrollWidth > e.clientWidth + 1)
+                 .map(e => e.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b).slice(0, 60))"""
+        )
+        problems += [f"code or output wider than its box: {line!r}" for line in overflowing]
+        dead = p.evaluate(
+            "() => [...document.querySelectorAll('.jupyter-widgets input, .jupyter-widgets button, .jupyter-widgets select')]"
+            ".map(e => e.getAttribute('aria-label') || e.textContent || e.title || e.type)"
+        )
+        problems += [f"a widget control that needs a kernel: {name!r}" for name in dead]
+        empty = p.evaluate("() => [...document.querySelectorAll('article th')].filter(th => !th.textContent.trim())"
+                           ".map(th => th.closest('table').innerText.trim().split('\\n')[0].slice(0, 50))")
+        problems += [f"a table header cell without text (screen readers announce nothing): {row!r}" for row in empty]
+        zoomable = p.locator("img.flowlab-zoomable")
+        if zoomable.count():
+            natural = zoomable.first.evaluate("i => i.naturalWidth")
+            zoomable.first.click()
+            big = p.locator(".flowlab-zoom img")
+            assert abs(big.evaluate("i => i.getBoundingClientRect().width") - natural) <= 1, "the figure did not open at full size"
+            p.keyboard.press("Escape")
+            assert p.locator(".flowlab-zoom").count() == 0, "Escape did not close the full-size figure"
+        _check_explorers(p)
+        assert not problems, f"{len(problems)} problem(s) on {page}:\n" + "\n".join(problems)
+    finally:
+        visit.close()
+
+
+def _check_explorers(page) -> None:
+    """Every explorer on the page computes in the browser: each slider redraws its panels."""
+    explorers = page.locator(".flowlab-explorer")
+    for i in range(explorers.count()):
+        root = explorers.nth(i)
+        for slider in root.locator("input[type=range]:not([id$='-step'])").all():
+            before = root.locator("svg").evaluate_all("ss => ss.map(s => s.innerHTML)")
+            low, high = float(slider.get_attribute("min")), float(slider.get_attribute("max"))
+            slider.fill(str(high if float(slider.input_value()) < (low + high) / 2 else low))
+            after = root.locator("svg").evaluate_all("ss => ss.map(s => s.innerHTML)")
+            assert before != after, f"moving the explorer's slider {slider.get_attribute('id')} did not change the picture"
+
+
+def test_page_on_a_phone(browser, site, book, page):
+    """At 390 px (a phone) nothing makes the page scroll sideways."""
+    visit = PageVisit(browser, site, f"{site}/{page}.html", viewport=PHONE)
+    try:
+        wide = visit.page.evaluate(
+            """() => { const w = document.documentElement.clientWidth;
+                return document.documentElement.scrollWidth > w ? [...document.querySelectorAll('article *')]
+                  .filter(e => e.getBoundingClientRect().right > w + 1 && !e.closest('pre, mjx-container, .output, .flowlab-replay, table'))
+                  .slice(0, 3).map(e => e.tagName + ': ' + e.textContent.slice(0, 60)) : []; }"""
+        )
+        width = visit.page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE[0], f"the page is {width} px wide on a {PHONE[0]} px screen; widest: {wide}"
     finally:
         visit.close()

@@ -165,4 +165,4 @@ def test_bad_input_raises_value_errors():
     with pytest.raises(ValueError, match="order"):
         knothe_rosenblatt(log_p, torch.zeros(1, 2, dtype=f64), ((-8, 8), (-8, 8)), order=(0, 0))
     with pytest.raises(ValueError, match="box"):
-        knothe_rosenblatt(log_p, torch.zeros(1, 2, dtype=f64), (-8, 8))
+        knothe_rosenblatt(log_p, torch.zeros(1, 2, dtype=f64), ((-8, 8), (8, -8)))

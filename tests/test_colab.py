@@ -1,7 +1,8 @@
 """Colab's set-up cell: one cell in every chapter, installing the pinned versions of requirements.txt.
 
-Each chapter's second cell (tagged ``remove-cell``, so the site hides it) does nothing outside
-Colab. On Colab it clones the repository, installs the part of ``requirements.txt`` that the
+Each chapter's first code cell (tagged ``remove-cell``, so the site hides it) does nothing
+outside Colab. It is generated from _config.yml by _ext/repository.py. On Colab it clones the
+repository named there, installs the part of ``requirements.txt`` that the
 chapters import (the lines above "# Building") together with flowlab, and moves into ``book/``.
 Here the cell runs in IPython as it would on Colab: ``google.colab`` is a stand-in module, the
 clone is a copy of this checkout's ``requirements.txt``, ``sed`` runs for real, and ``%pip`` and
@@ -21,13 +22,13 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
-import yaml
+from repository import colab_cell, repository  # _ext/repository.py: the cell, from _config.yml
 from test_binder import requirement_lines  # the one parser of requirements files
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 MARKER = "# Building"
-COLAB_BOOK = "/content/normalizing-flows-book"
+COLAB_BOOK = f"/content/{repository(ROOT).name}"
 COLAB_LIST = "/tmp/flowlab-chapters.txt"
 # imported by flowlab only to build the classroom (a tool, not a chapter) or by IPython's own kernel
 NOT_CHAPTER_IMPORTS = {"nbformat", "nbgrader", "IPython"}
@@ -56,12 +57,11 @@ def chapter_pins() -> list[str]:
 
 def test_one_colab_cell_in_every_chapter():
     cells = colab_cells()
-    first = next(iter(cells.values()))
+    expected = colab_cell(repository(ROOT))
     for name, cell in cells.items():
         assert cell["cell_type"] == "code" and "remove-cell" in cell["metadata"].get("tags", []), name
-        assert _source(cell) == _source(first), f"{name}'s Colab cell differs from {next(iter(cells))}'s"
-    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    assert f"git clone -q --depth 1 {repository} " in _source(first), "the cell clones another repository"
+        assert _source(cell) == expected, f"{name}'s Colab cell is not the one for _config.yml: run _ext/repository.py"
+    assert f'REPO = "{repository(ROOT).url}"' in expected
 
 
 class FakeColab:

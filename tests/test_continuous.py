@@ -13,20 +13,10 @@ import torch
 from torch import nn
 
 import flowlab as fl
-from flowlab.testing import autograd_jacobian, autograd_ladj, check_transform, density_integral
+from flowlab.testing import autograd_jacobian, autograd_ladj, check_transform, density_integral, shaken, signed_det
 from flowlab.time_mlp import TimeMLP
 
 f64 = torch.float64
-
-
-def perturbed(cnf: fl.CNF, seed: int = 0, scale: float = 1.0) -> fl.CNF:
-    """Random parameters far from the identity start, in float64."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in cnf.parameters():
-            std = scale / math.sqrt(p.shape[1]) if p.dim() > 1 else 0.5 * scale
-            p.add_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return cnf.double()
 
 
 def points(n=12, d=2, seed=1):
@@ -36,7 +26,7 @@ def points(n=12, d=2, seed=1):
 def cnf(steps=8, seed=0, scale=1.0, **kw) -> fl.CNF:
     torch.manual_seed(seed)
     kw.setdefault("hidden", (16, 16))
-    return perturbed(fl.CNF(2, steps=steps, **kw), seed, scale)
+    return shaken(fl.CNF(2, steps=steps, **kw), scale, seed, fan_in=True).double()
 
 
 def tol(steps: int) -> float:
@@ -162,7 +152,7 @@ class AutogradOnly(nn.Module):
 def test_time_mlp_jvp_against_autograd(activation):
     torch.manual_seed(0)
     g = TimeMLP(3, hidden=(8, 8), activation=activation).double()
-    perturbed(g, seed=2)
+    shaken(g, 1.0, seed=2, fan_in=True)
     z = points(6, 3)
     t = torch.tensor(0.3, dtype=f64)
     jac = autograd_jacobian(lambda v: g(t, v), z)
@@ -271,6 +261,75 @@ def test_stiff_field_raises_at_the_step_floor():
         t(points())
 
 
+# ------------------------------------------------------------------------ folds of the fixed-step map
+
+
+def folding(steps: int) -> fl.CNF:
+    """A field strong enough that one RK4 step folds the plane (and four do not)."""
+    torch.manual_seed(0)
+    return shaken(fl.CNF(2, hidden=16, steps=steps, trace="discrete"), 3.0, seed=1, fan_in=True).double()
+
+
+GRID = torch.cartesian_prod(*[torch.linspace(-3, 3, 41, dtype=f64)] * 2)
+
+
+def test_signed_det_is_the_determinant_of_the_discrete_map():
+    c = folding(1)
+    det = c.signed_det(GRID)
+    assert int((det <= 0).sum()) > 100  # one step folds a large part of the grid
+    some = torch.cat([(det <= 0).nonzero()[:4, 0], (det > 0).nonzero()[:4, 0]])
+    torch.testing.assert_close(det[some], signed_det(c, GRID[some]), atol=1e-10, rtol=1e-10)
+    # its log-|det| is the ladj of trace="discrete", and it needs no gradients
+    _, ladj = c(GRID[some])
+    torch.testing.assert_close(det[some].abs().log(), ladj.detach(), atol=1e-10, rtol=1e-10)
+    assert not det.requires_grad
+    # any trace and any span: the same map, from 0.25 to 1
+    c.trace = "exact"
+    half = c.signed_det(GRID[some], 0.25, 1.0)
+    torch.testing.assert_close(half, signed_det(lambda v: c.solve(v, 0.25, 1.0).value, GRID[some]))
+
+
+def test_a_fold_means_mass_counted_twice_and_more_steps_remove_it():
+    base = fl.StandardNormal(2).double()
+    folded = density_integral(fl.Flow(folding(1), base), lim=12, n=160)
+    assert folded > 1.1  # the density formula counts the folded region twice
+    c = folding(4)
+    assert int((c.signed_det(GRID) <= 0).sum()) == 0
+    assert density_integral(fl.Flow(c, base), lim=12, n=160) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_safe_steps_certifies_every_step():
+    c = folding(1)
+    bound = c.field.lipschitz_bound()
+    # the bound holds: no Jacobian of the field exceeds it
+    t = torch.tensor(0.3, dtype=f64)
+    with torch.no_grad():
+        _, jac = c.field.jvp(t, GRID, torch.eye(2, dtype=f64).expand(len(GRID), 2, 2))
+    assert float(torch.linalg.matrix_norm(jac, ord=2).max()) <= bound
+    rule = c.safe_steps()
+    assert rule == math.ceil(bound / 0.6961)
+    a = bound / rule  # h L at the rule's steps: the RK4 step moves points by a contraction
+    assert a + a**2 / 2 + a**3 / 6 + a**4 / 24 < 1
+    c.steps = rule
+    assert bool((c.signed_det(GRID[::40]) > 0).all())
+    c.solver = "euler"
+    assert c.safe_steps() == math.ceil(bound)
+    assert fl.CNF(2, hidden=8).safe_steps() == 1  # the zero field of the start
+
+
+def test_signed_det_and_safe_steps_refuse_what_they_cannot_check():
+    with pytest.raises(ValueError, match="fixed-step map"):
+        fl.CNF(2, solver="dopri5").signed_det(GRID[:3].float())
+    with pytest.raises(ValueError, match="lipschitz_bound"):
+        fl.CNF(2, field=LinearField(torch.eye(2))).safe_steps()
+
+
+def test_hidden_int_means_two_layers():
+    assert [layer.out_features for layer in TimeMLP(2, hidden=8).layers] == [8, 8, 2]
+    assert [layer.out_features for layer in fl.CNF(2, hidden=5).field.layers] == [5, 5, 2]
+    assert [layer.out_features for layer in TimeMLP(2, hidden=(7,)).layers] == [7, 2]
+
+
 # ------------------------------------------------------------------------ bad input
 
 
@@ -278,6 +337,10 @@ def test_stiff_field_raises_at_the_step_floor():
     "kwargs,match",
     [
         ({"steps": 0}, "steps"),
+        ({"steps": 10**9}, "steps must be an integer between 1 and 10000"),
+        ({"probe": "uniform"}, "probe"),
+        ({"adjoint": "yes", "solver": "dopri5"}, "adjoint must be True or False"),
+        ({"max_steps": 10**9}, "max_steps"),
         ({"solver": "midpoint"}, "solver"),
         ({"trace": "stochastic"}, "trace"),
         ({"noise": "uniform"}, "noise"),
@@ -303,3 +366,5 @@ def test_bad_inputs():
         t(torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="field"):
         fl.CNF(2, field=lambda t, z: z)
+    with pytest.raises(ValueError, match="steps must be an integer between 1 and 10000"):
+        t.steps = 10**9  # the attribute is checked too

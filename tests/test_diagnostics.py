@@ -109,6 +109,15 @@ def test_quadrature_grid_is_exact_for_polynomials():
     assert float((dA * x[:, 0] ** 3 * x[:, 1] ** 4).sum()) == pytest.approx(15 / 4 * 243 / 5, rel=1e-12)
 
 
+def test_composite_quadrature_and_boxes_as_pairs():
+    # cells x points nodes per axis: exact for degree 2 points - 1 in each cell, so for the whole box
+    x, log_dA = dg.quadrature_grid(((-1.0, 2.0), (0.0, 3.0)), points=3, cells=4)
+    assert x.shape == (144, 2)
+    assert float((log_dA.exp() * x[:, 0] ** 5 * x[:, 1]).sum()) == pytest.approx(63 / 6 * 4.5, rel=1e-12)
+    log_p = lambda x: gaussian([0.5, -1.0], 0.7)(x)  # noqa: E731
+    assert dg.log_z_quadrature(log_p, ((-8, 8), (-8, 8)), 8, cells=32) == pytest.approx(0.0, abs=1e-10)
+
+
 def test_log_z_quadrature_of_a_gaussian():
     log_p = lambda x: gaussian([0.5, -1.0], 0.7)(x) + 2.0  # noqa: E731
     assert dg.log_z_quadrature(log_p, (-8, 8, -8, 8), 120) == pytest.approx(2.0, abs=1e-10)

@@ -1,12 +1,15 @@
 """The live trainer, driven headless through its Python API (no browser, no clicks).
 
-Small flows (MAF, 2 layers of 16 units) keep each test to a second or two on a 2-core CPU.
+The dashboard is driven as a reader drives it: through its settings (attributes), its methods
+and its widgets (`trainer.ui`: a control's value set as a click or typing sets it). Small flows
+(MAF, 2 layers of 16 units) keep each test to a second or two on a 2-core CPU.
 Uses the `device` fixture of conftest.py (`--device`, default cpu).
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -16,6 +19,16 @@ import flowlab.live as live
 
 SMALL = dict(family="MAF", layers=2, hidden=16)
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _eventually(condition, timeout: float = 30.0) -> bool:
+    """Whether ``condition()`` holds within ``timeout`` seconds (polled every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
 
 
 def finite(flow) -> bool:
@@ -31,14 +44,17 @@ def trainer(device):
 
 def test_a_new_dashboard_is_ready_with_exact_settings(trainer):
     assert trainer.message == "Ready: press Start." and not trainer.message_is_error
-    assert "Ready" in trainer._status.value
-    controls = trainer._controls
-    assert controls["lr"].value == 5e-3 and trainer.lr == 5e-3  # the slider holds the exact rate
+    assert "Ready" in trainer.ui.status.value
+    controls = trainer.ui.controls
+    assert trainer.lr == 5e-3 and trainer.ui.lr_slider.value == 5e-3 and controls["lr"].value == "0.005"
+    assert not trainer.ui.lr_slider.readout, "the slider's own readout would take typing and ignore it"
     for name in ("batch_size", "parts", "hidden", "target", "family", "device"):  # every option a (label, value) pair
         assert all(isinstance(o, tuple) and len(o) == 2 for o in controls[name].options), name
     assert ("all data", 0) in controls["batch_size"].options  # a selection widget cannot show None
-    assert "flowlab-batch" in controls["batch_size"]._dom_classes
-    assert trainer._image.layout.width == f"{trainer.painter.width}px"  # shown at its natural size
+    assert controls["bins"].min == 2, "one bin makes the spline the identity"
+    assert trainer.ui.image.layout.width == f"{trainer.painter.width}px"  # shown at its natural size
+    assert trainer.ui.counter.value == "<b>step 0 of 1000000</b>"
+    assert trainer.widget.children, "the dashboard is one widget"
 
 
 def test_start_wait_stop_reset(trainer, device):
@@ -56,7 +72,8 @@ def test_start_wait_stop_reset(trainer, device):
     assert next(trainer.flow.parameters()).device.type == device.type
     assert trainer.stats()["frames"] >= 1
     assert trainer.picture.startswith(PNG) and trainer.picture != first_picture
-    assert "<svg" in trainer._plot.value and f"step {n}</b>" in trainer._counter.value
+    assert trainer.ui.image.value == trainer.picture
+    assert "<svg" in trainer.ui.plot.value and f"step {n} of 1000000</b>" in trainer.ui.counter.value
     assert trainer.message == f"Stopped at step {n}."
     # Start continues the same run from the current flow
     trainer.start()
@@ -81,6 +98,17 @@ def test_record_trains_exactly_as_start(device):
     assert replay.steps == [0, 40, 80, 120]
 
 
+def test_record_of_glow_trains_exactly_as_start(device):
+    """Drawing never touches the trained flow: Glow's ActNorm sets itself from the first batch of data
+    in both runs (not from the lattice of a picture)."""
+    trainer = live.Trainer(target="moons", family="Glow (ActNorm, LU, affine coupling)", layers=2, hidden=16,
+                           steps=40, device=str(device))
+    replay = trainer.record(every=20, size=32, grid=8)
+    trainer.start()
+    assert trainer.wait(timeout=60) and trainer.message == "Done: 40 steps.", trainer.message
+    assert trainer.history.loss == pytest.approx(replay.loss, abs=1e-6)
+
+
 def test_record_of_a_density_target_trains_exactly_as_start(device):
     trainer = live.Trainer(target="banana", family="IAF (inverse MAF)", layers=2, hidden=16, steps=60, batch_size=64,
                            device=str(device))
@@ -93,23 +121,29 @@ def test_record_of_a_density_target_trains_exactly_as_start(device):
 def test_the_seed_changes_the_run_and_reset_repeats_it(device):
     trainer = live.Trainer(target="moons", steps=30, device=str(device), **SMALL)
     trainer.start()
-    trainer.wait(timeout=30)
+    assert trainer.wait(timeout=30)
     first = list(trainer.history.loss)
+    assert len(first) == 30
     trainer.reset()
     trainer.start()
-    trainer.wait(timeout=30)
+    assert trainer.wait(timeout=30)
     assert trainer.history.loss == pytest.approx(first, abs=1e-6)
     trainer.seed = 1
-    assert trainer.seed == 1 and trainer._controls["seed"].value == 1 and "seed 1" in trainer.message
+    assert trainer.seed == 1 and trainer.ui.controls["seed"].value == "1" and "seed 1" in trainer.message
     trainer.start()
-    trainer.wait(timeout=30)
+    assert trainer.wait(timeout=30) and len(trainer.history.loss) == 30
     assert trainer.history.loss[0] != pytest.approx(first[0], abs=1e-4)
+    # a second Start after the end trains a new run with new mini-batches, not the first run's again
+    trainer.start()
+    assert trainer.wait(timeout=30) and trainer.step_count == 60
+    assert trainer.history.loss[30:] != pytest.approx(trainer.history.loss[:30], abs=1e-3)
 
 
 def test_choosing_all_data_in_the_control_trains_full_batch(trainer):
-    control = trainer._controls["batch_size"]
+    control = trainer.ui.controls["batch_size"]
     control.label = "all data"  # as a click on the option does
     assert trainer.batch_size is None and not trainer.message_is_error, trainer.message
+    assert trainer.message == "Each step now uses all the data; press Start."
     assert control.label == "all data" and control.index == 0, "the dropdown still shows the choice"
     trainer.batch_size = 64
     assert control.label == "64"
@@ -136,14 +170,22 @@ def test_device_cpu(device):
         ("parts", 3, "parts"),
         ("parts", 0, "parts must be"),
         ("bins", 0, "bins must be"),  # refused while MAF (which has no bins) is the family
+        ("bins", 1, "one bin is the identity"),
         ("bound", -1.0, "bound must be"),
         ("layers", 0, "layers must be"),
         ("hidden", 0, "hidden must be"),
         ("seed", -1, "seed must be"),
         ("seed", "abc", "seed must be"),
-        ("lr", -1.0, "learning rate must be"),
+        ("lr", -1.0, "lr (the learning rate) must be"),
         ("steps", 0, "steps must be"),
-        ("batch_size", 2.5, "batch size must be"),
+        ("batch_size", 2.5, "batch_size must be"),
+        # requests for work beyond the caps are refused at once, never built
+        ("layers", 10**6, "between 1 and 16"),
+        ("hidden", 100_000, "between 1 and 1024"),
+        ("bins", 10**6, "between 2 and 64"),
+        ("steps", 10**9, "between 1 and 1000000"),
+        ("batch_size", 10**9, "between 1 and 65536"),
+        ("lr", 1e9, "at most 1"),
         ("device", "cuda:7", "not available"),
         ("device", "no such device", "device name"),
         ("target", "no such target", "unknown target"),
@@ -154,10 +196,19 @@ def test_bad_setting_gives_a_message(trainer, name, value, words):
     before = getattr(trainer, name)
     setattr(trainer, name, value)  # no exception
     assert words in trainer.message.lower() and trainer.message_is_error
-    assert "Traceback" not in trainer._status.value
+    assert trainer.message.endswith(f"stays {trainer.session.shown(name)}."), "it says what stays in force"
+    assert "Traceback" not in trainer.ui.status.value
     assert getattr(trainer, name) == before, "the setting that works stays"
     trainer.start()  # and the trainer still trains
     assert trainer.wait(steps=3, timeout=30)
+
+
+@pytest.mark.parametrize("family", ["Glow (ActNorm, LU, affine coupling)", "residual (i-ResNet)", "planar",
+                                    "continuous (CNF)"])
+def test_ten_to_the_six_layers_is_refused_for_every_family(trainer, family):
+    trainer.family = family
+    trainer.layers = 10**6
+    assert trainer.layers == 2 and "between 1 and 16" in trainer.message, trainer.message
 
 
 def test_a_refused_setting_never_corners_the_dashboard(trainer):
@@ -165,7 +216,92 @@ def test_a_refused_setting_never_corners_the_dashboard(trainer):
     assert trainer.bins == 8
     trainer.family = "spline autoregressive"
     assert trainer.family == "spline autoregressive" and not trainer.message_is_error, trainer.message
-    assert trainer._controls["bins"].layout.display is None  # the spline's knobs are shown
+    assert trainer.ui.controls["bins"].layout.display is None  # the spline's knobs are shown
+
+
+@pytest.mark.parametrize(
+    "name, typed, kept, words",
+    [
+        ("steps", "1e9", 1_000_000, "between 1 and 1000000"),  # never 19
+        ("steps", "3.5", 1_000_000, "got 3.5"),  # never 35
+        ("steps", "abc", 1_000_000, "'abc' is not a number"),
+        ("steps", "-5", 1_000_000, "got -5"),
+        ("seed", "1e100", 0, "seed must be"),
+        ("lr", "fast", 5e-3, "'fast' is not a number"),
+        ("lr", "10", 5e-3, "at most 1"),
+    ],
+)
+def test_a_number_box_never_changes_what_was_typed_into_another_number(trainer, name, typed, kept, words):
+    box = trainer.ui.controls[name]
+    box.value = typed  # as typing and Enter do
+    assert getattr(trainer, name) == kept and words in trainer.message and trainer.message_is_error, trainer.message
+    assert box.value == (f"{kept:g}" if isinstance(kept, float) else str(kept)), "the box shows the value in force"
+
+
+@pytest.mark.parametrize("name, typed, value", [("steps", "2e3", 2000), ("steps", " 1_500 ", 1500), ("seed", "7", 7),
+                                                ("lr", "1e-2", 1e-2), ("lr", "0.003", 3e-3)])
+def test_a_typed_number_is_the_setting(trainer, name, typed, value):
+    trainer.ui.controls[name].value = typed
+    assert getattr(trainer, name) == value and not trainer.message_is_error, trainer.message
+    assert trainer.ui.controls[name].value == f"{value:g}"
+
+
+def test_the_learning_rate_slider_and_its_box_show_the_rate_in_force(trainer):
+    trainer.ui.controls["lr"].value = "3e-3"  # typed: not one of the slider's round values
+    assert trainer.lr == 3e-3 and trainer.ui.lr_slider.value == 3e-3
+    assert trainer.message == "The learning rate is now 0.003; press Start."
+    trainer.ui.lr_slider.value = 2e-2  # moved
+    assert trainer.lr == 2e-2 and trainer.ui.controls["lr"].value == "0.02"
+    trainer.lr = 7e-4  # from Python
+    assert trainer.ui.lr_slider.value == 7e-4 and trainer.ui.controls["lr"].value == "0.0007"
+    trainer.start()
+    assert trainer.wait(steps=3, timeout=30)
+    trainer.stop()
+    assert trainer.session.run.optimizer.param_groups[0]["initial_lr"] == 7e-4, "training uses the rate shown"
+
+
+def test_the_counter_and_the_messages_read_as_sentences(trainer):
+    trainer.steps = 1
+    assert trainer.message == "The number of steps is now 1; press Start."
+    assert trainer.ui.counter.value.startswith("<b>step 0 of 1</b>"), "the counter shows the new length at once"
+    trainer.batch_size = None
+    assert trainer.message == "Each step now uses all the data; press Start."
+    made = live.Trainer(target="moons", **{**SMALL, "layers": 0}, lr=0)
+    assert made.message.startswith("Refused: layers must be") and ". Refused: lr (the learning rate)" in made.message
+
+
+def test_after_a_divergence_the_counter_shows_the_kept_parameters(device):
+    trainer = live.Trainer(target="circles", lr=1.0, batch_size=None, steps=300, device=str(device), **SMALL)
+    trainer.start()
+    assert trainer.wait(timeout=60)
+    loss = trainer.history.loss
+    n = trainer.step_count
+    assert n < 300 and trainer.message_is_error and "smaller learning rate" in trainer.message, trainer.message
+    skipped = set(trainer.history.skipped)
+    good = [i for i in range(n) if i not in skipped and math.isfinite(loss[i])]
+    best = min(good, key=lambda i: loss[i])
+    assert f"stopped at step {n} of 300</b>" in trainer.ui.counter.value
+    assert f"the flow went back to its parameters of step {best} (loss {loss[best]:.3f})" in trainer.ui.counter.value
+    assert "300 steps" in trainer.ui.plot.value, "the loss axis keeps the run's length"
+    with torch.no_grad():  # the parameters in force are those of that step: their loss on all the data
+        x = trainer.target_object.data.to(next(trainer.flow.parameters()))
+        assert float(-trainer.flow.log_prob(x).mean()) == pytest.approx(loss[best], rel=1e-4)
+
+
+def test_a_dashboard_without_its_kernel_says_so():
+    """ipywidgets marks the views of a lost kernel with the class jupyter-widgets-disconnected: the status
+    then hides the last message (and the counter its speed) and shows what to do."""
+    trainer = live.Trainer(target="moons", steps=10**6, **SMALL)
+    status = trainer.ui.status.value
+    assert '<span class="flowlab-gone">' in status and "run this cell again" in status
+    assert ".flowlab-status.jupyter-widgets-disconnected .flowlab-gone" in status
+    assert ".jupyter-widgets-disconnected .flowlab-live" in status
+    trainer.start()
+    assert trainer.wait(steps=2, timeout=30)
+    assert 'class="flowlab-live"' in trainer.ui.status.value and "Training on" in trainer.ui.status.value
+    assert _eventually(lambda: "steps/s" in trainer.ui.counter.value), "the counter shows the speed while training"
+    assert '<span class="flowlab-live">' in trainer.ui.counter.value
+    trainer.stop()
 
 
 def test_bad_constructor_settings_give_a_message():
@@ -243,8 +379,8 @@ def test_density_target_trains_by_reverse_kl(device):
     assert trainer.painter.extent == 3.0  # found from the density: modes at radius 2, std 0.15
     trainer.start()
     assert trainer.wait(timeout=30) and trainer.step_count == 10 and not trainer.error
-    assert "reverse KL" in trainer._caption.value and "best possible" in trainer._plot.value
-    assert "samples of the target density (grey)" in trainer._caption.value
+    assert "reverse KL" in trainer.ui.caption.value and "best possible" in trainer.ui.plot.value
+    assert "samples of the target density (grey)" in trainer.ui.caption.value
 
 
 @pytest.mark.parametrize("name", list(getattr(fl.targets, "DENSITIES", {})))
@@ -266,7 +402,8 @@ def test_record_and_display(device):
     assert trainer.step_count == 0, "recording leaves the dashboard's flow alone"
     bundle = trainer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert "Binder" in bundle["text/html"] and "Colab" in bundle["text/html"]
+    note = bundle["text/html"]  # shown without a kernel: on the site, and in a reopened notebook
+    assert "Binder" in note and "Colab" in note and "run this cell" in note
 
 
 def test_one_dashboard_trains_at_a_time(device):
@@ -292,6 +429,40 @@ def test_every_family_builds_trains_and_draws(family, device):
     assert trainer.message.startswith("Ready"), trainer.message
     trainer.start()
     assert trainer.wait(timeout=60) and trainer.step_count == 2 and not trainer.error, trainer.message
+    if live.FAMILIES[family].may_fold:
+        assert "does not fold the plane on a 32 x 32 grid" in trainer.message, trainer.message
+
+
+class _Folding(fl.Transform):
+    """x -> x + a sin(x) per coordinate, a > 1: it folds where 1 + a cos(x) < 0 (the inverse is a stand-in)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x):
+        slope = 1 + self.a * torch.cos(x)
+        return x + self.a * torch.sin(x), slope.abs().log().sum(1)
+
+    def inverse(self, z):
+        return z, z.new_zeros(len(z))
+
+
+def test_a_family_that_folds_the_plane_is_told_so(device):
+    live.FAMILIES["folding"] = live.Family(lambda d, s: _Folding(), may_fold=True)
+    try:
+        trainer = live.Trainer(target="moons", family="folding", steps=2, lr=1e-4, device=str(device))
+        trainer.start()
+        assert trainer.wait(timeout=60)
+    finally:
+        del live.FAMILIES["folding"]
+    # 1 + 3 cos(x) < 0 on one coordinate or the other, over the view: counted on the 32 x 32 lattice
+    e = trainer.painter.extent
+    c = (torch.arange(32, dtype=torch.float64) + 0.5) / 32 * 2 * e - e
+    bad = 1 + 3 * torch.cos(c) < 0
+    expected = int((bad[:, None] ^ bad[None, :]).sum())  # det < 0 where exactly one coordinate folds
+    expected = min(expected, 1024 - expected)
+    assert f"folds the plane at {expected} of 1024 grid points" in trainer.message and trainer.message_is_error
 
 
 @pytest.mark.parametrize("kind, between", [("reverse", fl.Reverse), ("permutation", fl.Permutation), ("lu", fl.LU),

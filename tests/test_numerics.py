@@ -7,7 +7,20 @@ import math
 import pytest
 import torch
 
-from flowlab.numerics import bisection, gauss_legendre, implicit_inverse, jacobian, jacobian_ladj, legendre_nodes
+from flowlab.numerics import (
+    as_box,
+    bisection,
+    box_grid,
+    cell_nodes,
+    gauss_legendre,
+    implicit_inverse,
+    jacobian,
+    jacobian_ladj,
+    jacobian_rows,
+    legendre_nodes,
+    probes,
+    trace_exact,
+)
 
 f64 = torch.float64
 
@@ -192,3 +205,63 @@ def test_jacobian_of_a_transform_and_bad_input():
         jacobian(t, torch.zeros(3, dtype=f64))
     with pytest.raises(ValueError, match="fn must map"):
         jacobian(lambda v: v[:, :2], x)
+
+
+# ---------------------------------------------------------------- the grid builder
+
+
+@pytest.mark.parametrize("nodes", [1, 3, 8])
+def test_box_grid_integrates_polynomials_of_its_degree_exactly(nodes):
+    box = ((-1.0, 2.0), (0.5, 3.0))
+    x, w = box_grid(box, cells=(3, 2), nodes=nodes)
+    assert x.shape == ((3 * nodes) * (2 * nodes), 2) and w.shape == (len(x),) and x.dtype == f64
+    k = 2 * nodes - 1  # the largest degree the rule integrates exactly in each coordinate
+    exact = (2.0 ** (k + 1) - (-1.0) ** (k + 1)) / (k + 1) * (3.0**2 - 0.5**2) / 2
+    assert float((w * x[:, 0] ** k * x[:, 1]).sum()) == pytest.approx(exact, rel=1e-12)
+    assert float(w.sum()) == pytest.approx(3.0 * 2.5, rel=1e-12)
+
+
+def test_box_grid_cell_centres_order_dtype_and_device():
+    x, w = box_grid(2.0, cells=4, dtype=torch.float32, device="cpu")  # [-2, 2]^2, cells of width 1
+    assert x.dtype == torch.float32 and w.dtype == torch.float32
+    grid = x.reshape(4, 4, 2)
+    assert grid[:, 0, 0].tolist() == [-1.5, -0.5, 0.5, 1.5]  # the first coordinate along the first axis
+    assert grid[0, :, 1].tolist() == [-1.5, -0.5, 0.5, 1.5]
+    assert torch.equal(w, torch.ones(16))
+    # a midpoint-rule integral of a smooth density converges like h^2
+    normal = lambda v: torch.exp(-0.5 * (v**2).sum(-1)) / (2 * math.pi)  # noqa: E731
+    errors = [abs(float((w * normal(x)).sum()) - 1) for x, w in (box_grid(8.0, cells=n) for n in (20, 40))]
+    assert errors[1] < errors[0] / 3.5
+
+
+def test_cell_nodes_and_as_box():
+    x, w = cell_nodes(torch.tensor([0.0, 1.0, 3.0], dtype=f64), nodes=2)
+    assert float(w.sum()) == pytest.approx(3.0) and float((w * x**3).sum()) == pytest.approx(81 / 4)
+    assert as_box(3) == ((-3.0, 3.0), (-3.0, 3.0))
+    assert as_box((0, 1)) == ((0.0, 1.0), (0.0, 1.0))
+    assert as_box([[0, 1], [2, 5]]) == ((0.0, 1.0), (2.0, 5.0))
+    for bad in ("box", (1, 0), ((0, 1),), ((0, 1), (0, math.inf)), True):
+        with pytest.raises(ValueError, match="box"):
+            as_box(bad)
+
+
+# ---------------------------------------------------------------- jacobian rows, traces and probes
+
+
+def test_jacobian_rows_of_a_non_square_output_and_the_trace():
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=f64, requires_grad=True)
+    out = torch.stack([x[:, 0] * x[:, 1], x[:, 1] ** 2, x[:, 0]], dim=1)
+    jac = jacobian_rows(out, x)
+    assert jac.shape == (2, 3, 2)
+    assert jac[1].tolist() == [[-1.0, 3.0], [0.0, -2.0], [1.0, 0.0]]
+    square = out[:, :2]
+    assert torch.allclose(trace_exact(square, x), x[:, 1] + 2 * x[:, 1])
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
+def test_probes_have_identity_second_moment(kind):
+    v = probes(torch.zeros(200000, 2, dtype=f64), kind, torch.Generator().manual_seed(0))
+    second = v.T @ v / len(v)
+    assert torch.allclose(second, torch.eye(2, dtype=f64), atol=0.02)
+    with pytest.raises(ValueError, match="rademacher"):
+        probes(v, "uniform")

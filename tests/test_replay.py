@@ -15,7 +15,7 @@ import torch
 import flowlab as fl
 import flowlab.replay as replay
 from flowlab.chart import loss_chart
-from flowlab.pictures import GAP, BAR, png
+from flowlab.pictures import number, png, shape, text_width, write
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -48,16 +48,39 @@ def test_no_external_url(recorded):
     assert "<script src" not in page and "@import" not in page and "url(" not in page
 
 
-def test_every_frame_decodes_as_an_image(recorded):
+def test_every_frame_decodes_as_an_image_and_is_in_the_page_once(recorded):
     page = recorded.html()
     frames = frames_of(page)
-    assert len(frames) >= len(recorded.frames)  # the first image shown plus every frame in the player's data
+    assert sorted(frames) == sorted(recorded.frames), "each frame once: the image shown is not repeated in the data"
     for data in frames:
         assert data.startswith(PNG)
         image = matplotlib.image.imread(io.BytesIO(data), format="png")
-        assert image.shape[:2] == (200, 2 * 200 + 2 * GAP + BAR) and np.isfinite(image).all()
+        assert image.shape[:2] == shape(200, recorded.extent) and np.isfinite(image).all()
     # the pictures change as the flow learns
     assert recorded.frames[0] != recorded.frames[-1]
+
+
+def test_the_colour_bar_is_numbered_with_the_peak_density(recorded):
+    """The top of each frame's colour bar carries that frame's largest density, in the picture itself."""
+    from flowlab.pictures import BAR, GAP, TEXT, left_margin
+
+    for frame, peak in zip(recorded.frames[::10], recorded.peaks[::10]):
+        image = np.round(matplotlib.image.imread(io.BytesIO(frame), format="png")[..., :3] * 255).astype(int)
+        x = left_margin(recorded.extent, 200) + 2 * 200 + 2 * GAP + BAR + 3  # where the colour bar's numbers start
+        drawn = np.zeros(shape(200, recorded.extent), np.uint8)
+        write(drawn, number(peak), x, 1)
+        ink = drawn == TEXT
+        assert ink.sum() > 10 and (image[ink] == [40, 40, 40]).all(), f"the colour bar's top does not read {number(peak)}"
+
+
+def test_numbers_for_the_pictures():
+    assert [number(v) for v in (0, 0.1534, 12.34, 153.4, 2000.0, 1.5e-5, -3e20, 1.6e-10, 1e-300)] == \
+        ["0", "0.153", "12.3", "153", "2e3", "1.5e-5", "-3e20", "2e-10", "1e-300"]
+    from flowlab.pictures import RIGHT
+
+    # a colour bar's top fits in the margin right of the bar
+    assert max(text_width(number(v)) for v in np.geomspace(1e-300, 1e300, 2000)) <= RIGHT - 3
+    assert text_width("0") == 5 and text_width("0.1") == 5 + 1 + 2 + 1 + 5
 
 
 def test_size_fits_several_players_on_a_page(recorded):
@@ -72,7 +95,9 @@ def test_players_have_unique_ids(recorded):
     ids_b = set(re.findall(r'id="([^"]+)"', b))
     assert ids_a and not ids_a & ids_b
     assert recorded._repr_html_().startswith("<div")
-    assert "Binder" in a and "Colab" in a and "locally" in a
+    assert "Binder" in a and "Colab" in a and "JupyterLab" in a
+    assert "rocket" not in a, "a JupyterLab user has no rocket icon: the note must make sense there too"
+    assert 'alt="MAF on circles, snapshot at step 100' in a, "the image's text alternative says which snapshot"
 
 
 def test_png_encoder_round_trip():

@@ -75,6 +75,7 @@ def test_two_players_work_offline(browser, page_url):
         slider.fill("0")  # moves the slider and fires its input event
         assert first.get_attribute("src") != last_src
         assert label.inner_text().startswith("step 0")
+        assert first.get_attribute("alt") == "moons, snapshot at " + label.inner_text(), "the text alternative follows"
         assert second.get_attribute("src") == other_src, "the players must not share state"
         slider.fill("2")
         assert label.inner_text().startswith("step 20")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -73,3 +77,30 @@ def test_seeds(sampler):
 def test_samplers_by_name():
     for name, sampler in T.SAMPLERS.items():
         assert sampler(10, seed=0).shape == (10, 2), name
+
+
+def test_log_z_is_computed_on_first_use_not_at_import():
+    # a fresh interpreter: importing flowlab runs no quadrature and imports none of the heavy
+    # libraries the targets, numerics, residual and continuous modules could need
+    code = (
+        "import sys, flowlab as fl\n"
+        "print(fl.targets.log_z.cache_info().currsize)\n"
+        "print(sorted(m for m in ('scipy', 'torchdiffeq', 'ipywidgets') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "0" and out[1] == "[]"
+
+
+def test_log_z_mapping_and_function_agree():
+    from flowlab.targets.energies import energy_log_z
+
+    assert set(T.LOG_Z) == set(T.DENSITIES) and len(T.LOG_Z) == len(T.DENSITIES)
+    assert T.LOG_Z["U2"] == T.log_z("U2") == energy_log_z("U2")
+    assert T.LOG_Z.get("banana") == T.banana_log_z() and T.LOG_Z.get("nope") is None
+    assert "funnel" in T.LOG_Z and T.LOG_Z["funnel"] == pytest.approx(math.log(6 * math.pi))
+    with pytest.raises(KeyError):
+        T.LOG_Z["nope"]
+    # each value is the log of the integral of exp(log_prob)
+    for name in ("ring", "two modes", "U1"):
+        mass = density_integral(lambda x: T.DENSITIES[name](x) - T.LOG_Z[name], lim=8.0, n=400)
+        assert mass == pytest.approx(1.0, abs=2e-4), name

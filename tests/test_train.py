@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ def small_maf():
 
 def valid_nll(flow, x):
     with torch.no_grad():
-        return float(-flow.log_prob(x.to(flow.base._anchor.dtype)).mean())
+        return float(-flow.log_prob(x.to(flow.dtype)).mean())
 
 
 def test_history_records_every_step(device):
@@ -203,6 +204,29 @@ def test_ten_bad_steps_in_a_row_stop_with_the_last_good_parameters(device):
         history = fl.fit(flow, torch.randn(100, 2) * 1e20, steps=50, progress=False)
     assert history.steps == 10 and len(history.skipped) == 10
     assert all(torch.equal(a, b) for a, b in zip(before, flow.parameters())), "no bad step touched the parameters"
+
+
+def test_restore_last_good_puts_back_the_parameters_of_the_lowest_loss(device):
+    """The public way for code that drives a run (the live dashboard) to undo what a failed step
+    left: non-finite parameters go back to those of the lowest loss; finite ones stay."""
+    flow = seeded(small_maf, device)
+    lock = threading.Lock()
+    run = fl.Training(flow, fl.targets.moons(256, seed=0), steps=20, lock=lock)
+    for _ in range(5):
+        run.step()
+    kept = [p.detach().clone() for p in run.kept]
+    now = [p.detach().clone() for p in flow.parameters()]
+    with lock:  # the caller holds the run's lock, as the dashboard does
+        assert run.restore_last_good() is False  # finite parameters: nothing to do
+    assert all(torch.equal(p, q) for p, q in zip(flow.parameters(), now))
+    with torch.no_grad():
+        next(flow.parameters())[0].fill_(float("nan"))  # what an exception in a step can leave
+    with lock:
+        assert run.restore_last_good() is True
+    assert all(torch.equal(p, k) for p, k in zip(flow.parameters(), kept))
+    assert "rolled back" in run.history.message
+    assert run.history.steps == 5 and not run.done  # the run goes on
+    assert math.isfinite(run.step())
 
 
 def test_training_step_by_step_equals_fit(device):

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from flowlab.conditioners import MaskedConditioner, RNNConditioner
-from flowlab.nn import MonotoneMLP
 from flowlab.numerics import bisection
 from flowlab.transformers import Affine, Integral, MonotonicNN, RQSpline
 
@@ -18,8 +17,8 @@ f64 = torch.float64
 TRANSFORMERS = {
     "Affine": Affine,
     "RQSpline": lambda: RQSpline(bins=5, bound=3.0),
-    "MonotonicNN": lambda: MonotonicNN(hidden=4),
-    "Integral": lambda: Integral(hidden=4),
+    "MonotonicNN": lambda: MonotonicNN(units=4),
+    "Integral": lambda: Integral(units=4),
 }
 NAMES = list(TRANSFORMERS)
 
@@ -84,7 +83,7 @@ def test_spline_at_and_beyond_the_bound():
 @pytest.mark.parametrize("cls", [MonotonicNN, Integral])
 def test_bisection_inverse_gradients(cls):
     """The inverse's gradients (implicit differentiation) against finite differences."""
-    tau = cls(hidden=2, **({"nodes": 16} if cls is Integral else {}))
+    tau = cls(units=2, **({"nodes": 16} if cls is Integral else {}))
     g = torch.Generator().manual_seed(3)
     y = (2 * torch.randn(3, 1, generator=g, dtype=f64)).requires_grad_(True)
     c = torch.randn(3, 1, tau.params, generator=g, dtype=f64).requires_grad_(True)
@@ -94,7 +93,7 @@ def test_bisection_inverse_gradients(cls):
 def test_monotonic_nn_has_no_flat_plateaus():
     """Two sigmoids far apart: without a share of the identity the map would be flat (derivative
     about e^-1000) between them; here it stays invertible in float32 too."""
-    tau = MonotonicNN(hidden=2)
+    tau = MonotonicNN(units=2)
     c = torch.tensor([[[0.0, 0.0, 1000.0, -1000.0, 0.0, 0.0]]]).expand(201, 1, 6)
     x = torch.linspace(-500, 500, 201)[:, None]
     y, ld = tau(x, c)
@@ -104,7 +103,7 @@ def test_monotonic_nn_has_no_flat_plateaus():
 
 @pytest.mark.parametrize("cls", [MonotonicNN, Integral])
 def test_inverse_ladj_is_minus_forward_at_the_root(cls):
-    tau = cls(hidden=3)
+    tau = cls(units=3)
     c = params(tau, 20, 2, scale=1.5)
     y = 5 * torch.randn(20, 2, generator=torch.Generator().manual_seed(2), dtype=f64)
     x, ldi = tau.inverse(y, c)
@@ -123,20 +122,22 @@ def test_inverse_ladj_is_minus_forward_at_the_root(cls):
         lambda: RQSpline(bins=4, min_width=0.3),
         lambda: RQSpline(min_derivative=1.5),
         lambda: Affine(scale_bound=0.0),
+        lambda: MonotonicNN(units=0),
+        lambda: MonotonicNN(units=-2),
         lambda: MonotonicNN(hidden=0),
-        lambda: MonotonicNN(hidden=-2),
         lambda: MonotonicNN(scale_bound=-1.0),
         lambda: MonotonicNN(min_derivative=0.0),
         lambda: MonotonicNN(min_derivative=1.0),
-        lambda: Integral(hidden=0),
+        lambda: Integral(units=0),
+        lambda: Integral(units=4, hidden=5),
         lambda: Integral(nodes=0),
         lambda: Integral(scale_bound=0.0),
+        lambda: RNNConditioner(3, units=0),
         lambda: RNNConditioner(3, hidden=0),
         lambda: RNNConditioner(0),
         lambda: RNNConditioner(3, outputs=0),
         lambda: MaskedConditioner(3, parts=4),
         lambda: MaskedConditioner(3, hidden=(0,)),
-        lambda: MonotoneMLP(2, 1, hidden=(0,)),
     ],
 )
 def test_bad_settings_raise_value_error(make):
@@ -144,8 +145,17 @@ def test_bad_settings_raise_value_error(make):
         make()
 
 
+def test_units_is_the_width_of_a_transformer_and_hidden_its_former_name():
+    """``units`` counts a transformer's units (and a GRU's state); ``hidden=`` still means the same."""
+    assert MonotonicNN(units=5).params == MonotonicNN(hidden=5).params == 15
+    assert Integral(units=5).params == Integral(hidden=5).params == 16
+    assert RNNConditioner(3, units=7).units == RNNConditioner(3, hidden=7).units == 7
+    with pytest.raises(ValueError, match="hidden is the former name of units"):
+        MonotonicNN(units=4, hidden=5)
+
+
 def test_conditioner_without_transformer_and_rebuild():
-    c = RNNConditioner(3, hidden=4)
+    c = RNNConditioner(3, units=4)
     with pytest.raises(ValueError, match="pair it with a transformer"):
         c(torch.zeros(2, 3))
     c.build(5)
@@ -157,13 +167,3 @@ def test_conditioner_without_transformer_and_rebuild():
 def test_bisection_that_cannot_bracket_says_so():
     with pytest.raises(ValueError, match="could not bracket the root"):
         bisection(torch.sigmoid, torch.tensor([0.5, 1.5], dtype=f64), max_expand=10)
-
-
-def test_monotone_mlp_increases_in_every_input():
-    m = MonotoneMLP(2, 3, hidden=(8, 8)).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(4), dtype=f64))
-    x = 3 * torch.randn(50, 2, generator=torch.Generator().manual_seed(5), dtype=f64)
-    J = torch.autograd.functional.jacobian(lambda v: m(v).sum(0), x)  # (out, batch, in)
-    assert (J > 0).all()

@@ -22,8 +22,8 @@ from .. import targets as _targets
 from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..continuous import CNF
-from ..core import Compose, Transform
-from ..linear import Glow, mixing
+from ..core import Transform
+from ..glow import Glow
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
 from ..transformers import Affine, Integral, MonotonicNN, RQSpline
@@ -134,52 +134,61 @@ def make_target(name: str) -> DataTarget | DensityTarget:
 @dataclass(frozen=True)
 class Family:
     """A flow family of the dashboard: ``build(features, settings) -> Transform`` calls a public
-    recipe with the settings it uses, named in ``knobs`` (the dashboard hides the others)."""
+    recipe with the settings it uses, named in ``knobs`` (the dashboard hides the others).
+    ``may_fold`` marks a family whose map is not injective by construction: after each run the
+    dashboard counts the grid points where it folds the plane (:func:`flowlab.testing.folds`).
+    ``objective`` is what :class:`flowlab.Training` minimizes on data (``None``: maximum
+    likelihood)."""
 
     build: Callable[[int, dict], Transform]
     knobs: tuple[str, ...] = ()
+    may_fold: bool = False
+    objective: str | None = None
+
+
+def objective_name(family: str, target) -> str:
+    """What the dashboard's caption calls the objective of ``family`` on ``target``."""
+    objective = FAMILIES[family].objective
+    return objective.replace("_", " ") if objective is not None else target.objective
 
 
 def _two(s: dict) -> tuple[int, int]:
     return (s["hidden"], s["hidden"])
 
 
-def _mixed(layer: Callable[[int, dict], Transform]) -> Callable[[int, dict], Transform]:
-    """``layers`` copies of a one-layer recipe with the ``mixing`` setting's layer between them
-    (:func:`flowlab.linear.mixing`; "reverse" gives exactly the recipe's own stack)."""
-
-    def build(d: int, s: dict) -> Transform:
-        blocks: list[Transform] = []
-        for i in range(s["layers"]):
-            between = mixing(s["mixing"], d, seed=s["seed"] + i) if i else None
-            blocks += [between] if between is not None else []
-            blocks.append(layer(d, s))
-        return blocks[0] if len(blocks) == 1 else Compose(*blocks)
-
-    return build
+def _mixed(recipe: Callable[..., Transform]) -> Callable[[int, dict], Transform]:
+    """A family whose ``recipe(d, s, layers=..., mixing=..., seed=...)`` stacks its layers with
+    the ``mixing`` setting's layer between them (:func:`flowlab.linear.mixing`; "reverse" is the
+    recipes' own stack)."""
+    return lambda d, s: recipe(d, s, layers=s["layers"], mixing=s["mixing"], seed=s["seed"])
 
 
 FAMILIES: dict[str, Family] = {
     "spline autoregressive": Family(
-        _mixed(lambda d, s: SplineAutoregressive(d, _two(s), s["bins"], s["bound"], 1, s["parts"])),
+        _mixed(lambda d, s, **stack: SplineAutoregressive(d, _two(s), s["bins"], s["bound"], parts=s["parts"], **stack)),
         ("bins", "bound", "parts", "mixing")),
-    "MAF": Family(_mixed(lambda d, s: MAF(d, _two(s), 1, s["parts"])), ("parts", "mixing")),
+    "MAF": Family(_mixed(lambda d, s, **stack: MAF(d, _two(s), parts=s["parts"], **stack)), ("parts", "mixing")),
     "IAF (inverse MAF)": Family(lambda d, s: IAF(d, _two(s), s["layers"], s["parts"]), ("parts",)),
     "monotonic NN, masked": Family(
-        _mixed(lambda d, s: MonotonicFlow(d, _two(s), layers=1, parts=s["parts"])), ("parts", "mixing")),
+        _mixed(lambda d, s, **stack: MonotonicFlow(d, _two(s), parts=s["parts"], **stack)), ("parts", "mixing")),
     "integral (UMNN), masked": Family(
-        _mixed(lambda d, s: UMNNFlow(d, _two(s), nodes=16, layers=1, parts=s["parts"])), ("parts", "mixing")),
-    "affine, recurrent (GRU)": Family(_mixed(lambda d, s: RNNFlow(d, s["hidden"], Affine(), 1)), ("mixing",)),
+        _mixed(lambda d, s, **stack: UMNNFlow(d, _two(s), nodes=16, parts=s["parts"], **stack)), ("parts", "mixing")),
+    "affine, recurrent (GRU)": Family(
+        _mixed(lambda d, s, **stack: RNNFlow(d, s["hidden"], Affine(), **stack)), ("mixing",)),
     "spline, recurrent (GRU)": Family(
-        _mixed(lambda d, s: RNNFlow(d, s["hidden"], RQSpline(s["bins"], s["bound"]), 1)), ("bins", "bound", "mixing")),
+        _mixed(lambda d, s, **stack: RNNFlow(d, s["hidden"], RQSpline(s["bins"], s["bound"]), **stack)),
+        ("bins", "bound", "mixing")),
     "monotonic NN, recurrent (GRU)": Family(
-        _mixed(lambda d, s: RNNFlow(d, s["hidden"], MonotonicNN(), 1)), ("mixing",)),
+        _mixed(lambda d, s, **stack: RNNFlow(d, s["hidden"], MonotonicNN(), **stack)), ("mixing",)),
     "integral (UMNN), recurrent (GRU)": Family(
-        _mixed(lambda d, s: RNNFlow(d, s["hidden"], Integral(nodes=16), 1)), ("mixing",)),
+        _mixed(lambda d, s, **stack: RNNFlow(d, s["hidden"], Integral(nodes=16), **stack)), ("mixing",)),
     "Glow (ActNorm, LU, affine coupling)": Family(lambda d, s: Glow(d, s["layers"], _two(s), seed=s["seed"])),
     "residual (i-ResNet)": Family(lambda d, s: ResidualFlow(d, s["layers"], _two(s))),
     "planar": Family(lambda d, s: PlanarFlow(d, 2 * s["layers"])),
-    "continuous (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete")),
+    "continuous (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete"),
+                               may_fold=True),
+    "flow matching (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete"),
+                                  may_fold=True, objective="flow_matching"),
 }
 """Flow families by name. Every transformer of :mod:`flowlab.transformers` appears with a
 masked conditioner (K parts) and with the recurrent one; the integral transformer uses 16
@@ -187,6 +196,13 @@ quadrature nodes to stay interactive. Between their layers goes the ``mixing`` s
 (reverse, a random permutation, a learned LU layer, or none). Glow steps are ActNorm, LU and an
 affine coupling layer. The residual families are i-ResNet blocks (exact
 log-determinant in 2-D) and planar flows (twice ``layers`` planar maps: each is a single bent
-hyperplane); Sylvester flows are left out, as they have no density to draw. The continuous flow
-takes ``max(layers, 4)`` RK4 steps with the exact log-determinant of that discrete map
-(``trace="discrete"``), so that few steps cannot inflate its likelihood."""
+hyperplane); Sylvester flows are left out, as they have no density to draw.
+
+The continuous flow is the map of ``max(layers, 4)`` RK4 steps, with the exact log-determinant
+of that discrete map (``trace="discrete"``), so that the solver's error cannot inflate its
+likelihood. Its density is then exact for the discrete map wherever that map is injective,
+which holds when the steps are small for the field; a fixed-step solve of a field that varies
+quickly can fold the plane (the Jacobian determinant changes sign), and there the formula
+counts points twice. The dashboard checks for folds on its grid after every run. The
+flow-matching family is the same CNF, trained by :func:`flowlab.objectives.flow_matching`
+(no ODE solve per step) instead of maximum likelihood; its pictures are drawn the same way."""

@@ -23,29 +23,51 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive_float, check_positive_int
+from .quadrature import as_box, cell_nodes, check_nodes
 
-__all__ = ["cdf_table", "generalized_inverse", "knothe_rosenblatt", "pchip", "quantile"]
+__all__ = ["MAX_CELLS", "cdf_table", "generalized_inverse", "knothe_rosenblatt", "pchip", "quantile"]
+
+MAX_CELLS = 100_000
+"""The most cells of a 1-D table (:func:`cdf_table`, :func:`pchip`, :func:`quantile`): a few
+thousand already reach float64 accuracy for a smooth density."""
+
+MAX_KR_NODES = 4096
+"""The most quadrature nodes per axis of :func:`knothe_rosenblatt` (``cells * nodes``): the
+marginal costs their square in evaluations of ``log_prob``, 16.8 million at this bound."""
 
 
 def _grid(name: str, grid) -> Tensor:
-    grid = torch.as_tensor(grid)
+    try:
+        grid = torch.as_tensor(grid)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a 1-D tensor of increasing points, e.g. torch.linspace(-6, 6, 401); "
+                         f"got {type(grid).__name__}.") from None
+    if grid.is_complex() or grid.dtype == torch.bool:
+        raise ValueError(f"{name} must hold real numbers, got dtype {grid.dtype}.")
     if not grid.is_floating_point():
         grid = grid.to(torch.float64)
     if grid.dim() != 1 or grid.numel() < 2:
         raise ValueError(f"{name} must be a 1-D tensor of at least 2 points, got shape {tuple(grid.shape)}.")
+    if grid.numel() > MAX_CELLS + 1:
+        raise ValueError(f"{name} has {grid.numel() - 1} cells, more than {MAX_CELLS}: a few thousand reach "
+                         "float64 accuracy for a smooth density; use fewer points.")
     if not torch.isfinite(grid).all() or not (grid[1:] > grid[:-1]).all():
         raise ValueError(f"{name} must be finite and strictly increasing, e.g. torch.linspace(-6, 6, 401).")
     return grid
 
 
+def _levels(name: str, u, what: str) -> Tensor:
+    if not isinstance(u, Tensor) or not u.is_floating_point():
+        got = f"a tensor of dtype {u.dtype}" if isinstance(u, Tensor) else type(u).__name__
+        raise ValueError(f"{name} must be a floating point tensor of {what}, got {got}.")
+    if not bool(torch.isfinite(u).all()):
+        raise ValueError(f"{name} contains NaN or infinite values: pass {what}.")
+    return u
+
+
 def _cells(grid: Tensor, nodes: int) -> tuple[Tensor, Tensor]:
     """The Gauss-Legendre nodes of every cell of ``grid`` and their weights, both (cells, nodes)."""
-    from . import legendre_nodes  # the package's table of nodes
-
-    t, w = legendre_nodes(nodes, grid.dtype, grid.device)
-    half = (grid[1:] - grid[:-1])[:, None] / 2
-    mid = (grid[1:] + grid[:-1])[:, None] / 2
-    return mid + half * t, half * w
+    return cell_nodes(grid, nodes)
 
 
 def cdf_table(density: Callable[[Tensor], Tensor], grid, nodes: int = 8) -> tuple[Tensor, Tensor]:
@@ -74,15 +96,18 @@ def cdf_table(density: Callable[[Tensor], Tensor], grid, nodes: int = 8) -> tupl
         (True, 6.2831853072)
     """
     grid = _grid("grid", grid)
-    points, weights = _cells(grid, check_positive_int("nodes", nodes))
+    points, weights = _cells(grid, check_nodes("nodes", nodes))
+    if not callable(density):
+        raise ValueError(f"density must be a function of the quadrature points, got {type(density).__name__}.")
     values = density(points)
     if not isinstance(values, Tensor) or values.shape[-2:] != points.shape:
         raise ValueError(
             f"density must return a tensor whose last two dimensions are {tuple(points.shape)} "
             f"(cells, nodes), got {getattr(values, 'shape', type(values).__name__)}."
         )
-    if torch.isnan(values).any() or (values < 0).any():
-        raise ValueError("density returned negative or NaN values: pass a density p(x) >= 0, e.g. exp(log_prob).")
+    if values.is_complex() or torch.isnan(values).any() or (values < 0).any():
+        raise ValueError("density returned negative, complex or NaN values: pass a density p(x) >= 0, "
+                         "e.g. exp(log_prob).")
     per_cell = (values * weights).sum(-1)
     cumulative = torch.cat([per_cell.new_zeros(per_cell.shape[:-1] + (1,)), per_cell.cumsum(-1)], dim=-1)
     mass = cumulative[..., -1]
@@ -138,7 +163,9 @@ def pchip(x: Tensor, xp, fp: Tensor) -> Tensor:
     """
     if not isinstance(fp, Tensor) or not fp.is_floating_point():
         raise ValueError(f"fp must be a floating point tensor of table values, got {type(fp).__name__}.")
-    x = torch.as_tensor(x, dtype=fp.dtype, device=fp.device)
+    if not bool(torch.isfinite(fp).all()):
+        raise ValueError("fp contains NaN or infinite values: a table must hold finite numbers.")
+    x = _levels("x", torch.as_tensor(x, dtype=fp.dtype, device=fp.device), "finite points")
     xp = _grid("xp", xp).to(fp.dtype)
     if fp.shape[-1] != xp.numel():
         raise ValueError(f"fp must end in a dimension of len(xp) = {xp.numel()}, got shape {tuple(fp.shape)}.")
@@ -191,16 +218,29 @@ def generalized_inverse(
         >>> generalized_inverse(F, u, -2.0, 2.0).round(decimals=12).tolist()
         [0.0, 0.0, 1.0, 1.0]
     """
-    if not isinstance(u, Tensor) or not u.is_floating_point():
-        raise ValueError(f"u must be a floating point tensor of levels in (0, 1], got {type(u).__name__}.")
-    max_iter = check_positive_int("max_iter", max_iter)
+    u = _levels("u", u, "levels in (0, 1]")
+    if not callable(F):
+        raise ValueError(f"F must be a function (a CDF, applied elementwise), got {type(F).__name__}.")
+    max_iter = check_positive_int("max_iter", max_iter, maximum=10_000, hint="(each halves the bracket)")
     with torch.no_grad():
         lo = torch.as_tensor(lower, dtype=u.dtype, device=u.device).expand_as(u).clone()
         hi = torch.as_tensor(upper, dtype=u.dtype, device=u.device).expand_as(u).clone()
         if not (torch.isfinite(lo).all() and torch.isfinite(hi).all() and (lo < hi).all()):
             raise ValueError("generalized_inverse: lower and upper must be finite with lower < upper.")
+        if u.numel() == 0:
+            return u.clone()
         width = float((hi - lo).max())
         tol = 16 * torch.finfo(u.dtype).eps * width if tol is None else check_positive_float("tol", tol)
+
+        def F(x: Tensor, F=F) -> Tensor:
+            out = F(x)
+            if not isinstance(out, Tensor) or out.shape != x.shape:
+                raise ValueError(f"F must be applied elementwise: it must return the shape of its input "
+                                 f"{tuple(x.shape)}, got {getattr(out, 'shape', type(out).__name__)}.")
+            if bool(torch.isnan(out).any()):
+                raise ValueError("F returned NaN: pass a CDF, finite between lower and upper.")
+            return out
+
         top = F(hi)
         if (top < u).any():
             worst = float((u - top).max())
@@ -243,25 +283,42 @@ def quantile(u: Tensor, grid, cdf: Tensor) -> Tensor:
         [-1.96, 0.0, 1.96]
     """
     grid = _grid("grid", grid)
-    if not isinstance(cdf, Tensor) or cdf.shape[-1] != grid.numel():
+    if not isinstance(cdf, Tensor) or cdf.dim() == 0 or cdf.shape[-1] != grid.numel():
         raise ValueError(f"cdf must be a tensor ending in len(grid) = {grid.numel()} values (from cdf_table), "
                          f"got {getattr(cdf, 'shape', type(cdf).__name__)}.")
-    if not isinstance(u, Tensor) or not u.is_floating_point():
-        raise ValueError(f"u must be a floating point tensor of levels in [0, 1], got {type(u).__name__}.")
+    if not cdf.is_floating_point() or not bool(torch.isfinite(cdf).all()):
+        raise ValueError("cdf must hold finite floating point values between 0 and 1 (a table from cdf_table).")
+    if bool((cdf[..., 1:] < cdf[..., :-1]).any()) or bool((cdf < 0).any()) or bool((cdf > 1 + 1e-9).any()):
+        raise ValueError("cdf must be a non-decreasing table of values in [0, 1], as cdf_table returns; "
+                         "a CDF never decreases.")
+    u = _levels("u", u, "levels in [0, 1]")
+    if bool((u < 0).any()) or bool((u > 1).any()):
+        raise ValueError(f"u must hold levels in [0, 1], got values from {float(u.min()):g} to {float(u.max()):g}.")
     cdf = cdf.to(u.dtype)
-    return generalized_inverse(lambda x: pchip(x, grid, cdf), u.clamp(0, 1), grid[0], grid[-1])
+    if u.numel() and bool((u > cdf[..., -1:]).any()):
+        raise ValueError(f"some levels u exceed the table's last value {float(cdf[..., -1].min()):g}: a CDF table "
+                         "ends at 1 (cdf_table normalises it), or pass levels u <= cdf[..., -1].")
+    return generalized_inverse(lambda x: pchip(x, grid, cdf), u, grid[0], grid[-1])
+
+
+def check_order(order) -> tuple[int, int]:
+    """The order of a 2-D triangular map: ``(0, 1)`` (x1 first) or ``(1, 0)`` (x2 first).
+
+    Example:
+        >>> check_order([1, 0])
+        (1, 0)
+    """
+    try:
+        i, j = order
+        if (i, j) in ((0, 1), (1, 0)):
+            return int(i), int(j)
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"order must be (0, 1) (x1 first) or (1, 0) (x2 first), got {order!r}.")
 
 
 def _box(box) -> list[tuple[float, float]]:
-    try:
-        (a1, b1), (a2, b2) = box
-        out = [(float(a1), float(b1)), (float(a2), float(b2))]
-    except (TypeError, ValueError):
-        raise ValueError(f"box must be ((a1, b1), (a2, b2)), got {box!r}.") from None
-    for a, b in out:
-        if not (a < b) or abs(a) == float("inf") or abs(b) == float("inf"):
-            raise ValueError(f"box must hold finite intervals with a < b, got {box!r}.")
-    return out
+    return list(as_box(box))
 
 
 def knothe_rosenblatt(
@@ -317,11 +374,22 @@ def knothe_rosenblatt(
     """
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"x must be a (n, 2) tensor of points, got {getattr(x, 'shape', type(x).__name__)}.")
-    if tuple(order) not in ((0, 1), (1, 0)):
-        raise ValueError(f"order must be (0, 1) (x1 first) or (1, 0) (x2 first), got {order!r}.")
-    i, j = order
+    if x.is_complex() or x.dtype == torch.bool:
+        raise ValueError(f"x must hold real numbers, got dtype {x.dtype}.")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values: pass finite points inside the box.")
+    if not callable(log_prob):
+        raise ValueError(f"log_prob must be a function of (n, 2) points, got {type(log_prob).__name__}.")
+    i, j = check_order(order)
     bounds = _box(box)
-    cells, nodes = check_positive_int("cells", cells), check_positive_int("nodes", nodes)
+    cells, nodes = check_positive_int("cells", cells), check_nodes("nodes", nodes)
+    if cells * nodes > MAX_KR_NODES:
+        raise ValueError(f"cells * nodes = {cells * nodes} is more than {MAX_KR_NODES} nodes per axis: the marginal "
+                         f"alone would take {(cells * nodes) ** 2:,} evaluations of log_prob. Use fewer cells "
+                         "(the default 256 cells of 8 nodes is accurate to about 1e-6 for smooth densities).")
+    out_dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    if len(x) == 0:
+        return x.new_zeros(0, 2, dtype=out_dtype)
     xd = x.detach().to(torch.float64)
     (ai, bi), (aj, bj) = bounds[i], bounds[j]
     outside = (xd[:, i] < ai) | (xd[:, i] > bi) | (xd[:, j] < aj) | (xd[:, j] > bj)
@@ -336,24 +404,38 @@ def knothe_rosenblatt(
         a = first.reshape(-1, 1, 1).expand(-1, *pts_j.shape)
         s = pts_j.expand_as(a)
         both = torch.stack([a, s], dim=-1) if i == 0 else torch.stack([s, a], dim=-1)
-        lp = log_prob(both.reshape(-1, 2)).to(torch.float64)
+        flat = both.reshape(-1, 2)
+        lp = log_prob(flat)
+        if not isinstance(lp, Tensor) or lp.shape != (len(flat),):
+            raise ValueError(f"log_prob must map (n, 2) points to (n,) log-densities; got "
+                             f"{getattr(lp, 'shape', type(lp).__name__)} for n = {len(flat)}.")
+        lp = lp.to(torch.float64)
+        if bool(torch.isnan(lp).any()) or bool((lp == float("inf")).any()):
+            raise ValueError("log_prob returned NaN or +inf inside the box: a log-density must be finite or -inf.")
         return lp.reshape(*first.shape, *pts_j.shape)
 
     def conditional_tables(first: Tensor, chunk: int = 256) -> tuple[Tensor, Tensor]:
         tables, logm = [], []
         for start in range(0, first.numel(), chunk):
             lp = joint(first[start : start + chunk])
-            top = lp.amax(dim=(-2, -1), keepdim=True).clamp(min=-1e300)
+            top = lp.amax(dim=(-2, -1), keepdim=True)
+            if not bool(torch.isfinite(top).all()):
+                raise ValueError(f"some points of x have a conditional density of zero mass in the box {box!r} "
+                                 "(the density vanishes on their whole line): pass points where it is positive.")
             F, mass = cdf_table(lambda _: torch.exp(lp - top), grid_j, nodes)
             tables.append(F)
             logm.append(torch.log(mass) + top[..., 0, 0])
         return torch.cat(tables), torch.cat(logm)
 
-    # the marginal of x_i: one conditional mass per node of grid_i's cells
+    # the marginal of x_i: one conditional mass per node of grid_i's cells (zero where the
+    # density vanishes on a whole line of the box)
     pts_i, _ = _cells(grid_i, nodes)
-    _, log_marginal = conditional_tables(pts_i.reshape(-1))
-    log_marginal = log_marginal.reshape(pts_i.shape)
+    first, log_w_j = pts_i.reshape(-1), torch.log(w_j)
+    log_marginal = torch.cat([torch.logsumexp(joint(first[s : s + 256]) + log_w_j, dim=(-2, -1))
+                              for s in range(0, first.numel(), 256)]).reshape(pts_i.shape)
     top = log_marginal.max()
+    if not bool(torch.isfinite(top)):
+        raise ValueError(f"log_prob is -inf (zero density) on the whole box {box!r}: move or widen the box.")
     F_i, _ = cdf_table(lambda _: torch.exp(log_marginal - top), grid_i, nodes)
 
     unique, where = torch.unique(xd[:, i], return_inverse=True)
@@ -367,4 +449,4 @@ def knothe_rosenblatt(
     z = torch.empty_like(xd)
     z[:, i] = pchip(xd[:, i], grid_i, normal_scores(F_i))
     z[:, j] = pchip(xd[:, j, None], grid_j, normal_scores(F_j)[where])[:, 0]
-    return z.to(x.dtype)
+    return z.to(out_dtype)

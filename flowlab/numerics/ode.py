@@ -6,9 +6,11 @@ r"""Ordinary differential equations :math:`\dot y = f(t, y)` and the trace of a 
 * :func:`odeint` chooses between them and the adaptive Dormand-Prince pair ``"dopri5"`` of
   ``torchdiffeq`` (with or without the adjoint method), always with explicit scalar tolerances,
   a minimum step and a cap on the number of steps, and reports the number of evaluations;
-* :func:`trace_exact` and :func:`trace_hutchinson` give :math:`\operatorname{tr}\,\partial f/\partial y`
-  from :math:`D` vector-Jacobian products, or an unbiased estimate from one, with noise from
-  :func:`hutchinson_noise` (drawn once per solve, from an explicit generator).
+* the traces a continuous flow integrates along, :math:`\operatorname{tr}\,\partial f/\partial y`,
+  live in :mod:`flowlab.numerics.jacobians` (:func:`~flowlab.numerics.trace_exact`,
+  :func:`~flowlab.numerics.trace_hutchinson`, :func:`~flowlab.numerics.probes`).
+
+Every request for work is capped: at most :data:`MAX_STEPS` fixed steps, or adaptive steps.
 """
 
 from __future__ import annotations
@@ -23,19 +25,15 @@ from torch import Tensor, nn
 
 from .._checks import check_positive_float, check_positive_int
 
-__all__ = [
-    "ODESolution",
-    "SOLVERS",
-    "euler",
-    "hutchinson_noise",
-    "odeint",
-    "rk4",
-    "trace_exact",
-    "trace_hutchinson",
-]
+__all__ = ["MAX_STEPS", "ODESolution", "SOLVERS", "euler", "odeint", "rk4"]
 
 SOLVERS = ("euler", "rk4", "dopri5")
 """The solvers of :func:`odeint`: two with fixed steps (flowlab's own) and torchdiffeq's adaptive one."""
+
+MAX_STEPS = 10_000
+"""The most steps a solve may take, fixed (``steps``) or adaptive (``max_steps``): 40,000
+evaluations of the field with RK4. Beyond that, a tighter adaptive solve (``solver="dopri5"``)
+is the cheaper way to accuracy, and a field that needs more is too stiff for these solvers."""
 
 
 def _time(name: str, value) -> float:
@@ -46,9 +44,19 @@ def _time(name: str, value) -> float:
     return float(value)
 
 
-def _check_state(y0) -> None:
+def _check_state(f, y0) -> None:
+    if not callable(f):
+        raise ValueError(f"f must be a function f(t, y) returning dy/dt, got {type(f).__name__}.")
     if not isinstance(y0, Tensor) or not y0.is_floating_point():
-        raise ValueError(f"y0 must be a floating point tensor, got {type(y0).__name__}.")
+        got = f"a tensor of dtype {y0.dtype}" if isinstance(y0, Tensor) else type(y0).__name__
+        raise ValueError(f"y0 must be a floating point tensor, got {got}.")
+    if not bool(torch.isfinite(y0).all()):
+        raise ValueError("y0 contains NaN or infinite values: the initial state must be finite.")
+
+
+def _steps(steps) -> int:
+    return check_positive_int("steps", steps, maximum=MAX_STEPS,
+                              hint="(for more accuracy use solver='dopri5' with tighter rtol and atol)")
 
 
 def _eval(f: Callable, t: float, y: Tensor) -> Tensor:
@@ -59,8 +67,13 @@ def _eval(f: Callable, t: float, y: Tensor) -> Tensor:
     return dy
 
 
-def _finite(y: Tensor, solver: str, steps: int) -> Tensor:
-    if not torch.isfinite(y).all():
+def _finite(y: Tensor, solver: str, steps: int, f: Callable, t0: float, y0: Tensor) -> Tensor:
+    if not bool(torch.isfinite(y).all()):
+        with torch.no_grad():
+            start = _eval(f, t0, y0)
+        if not bool(torch.isfinite(start).all()):
+            raise ValueError(f"f returned NaN or infinite values at the initial state (t = {t0:g}): the field "
+                             "itself is not finite there, whatever the steps.")
         raise ValueError(f"{solver} with steps={steps} produced NaN or infinite values: the solution blows up "
                          "or the steps are too large for this f; use more steps or a smaller time span.")
     return y
@@ -80,12 +93,12 @@ def euler(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t0=0.0, t1=1.0, ste
         >>> round(float(y), 4)  # exp(-1) = 0.3679; the first-order error is visible
         0.3677
     """
-    _check_state(y0)
-    t0, t1, steps = _time("t0", t0), _time("t1", t1), check_positive_int("steps", steps)
+    _check_state(f, y0)
+    t0, t1, steps = _time("t0", t0), _time("t1", t1), _steps(steps)
     h, y = (t1 - t0) / steps, y0
     for k in range(steps):
         y = y + h * _eval(f, t0 + k * h, y)
-    return _finite(y, "euler", steps)
+    return _finite(y, "euler", steps, f, t0, y0)
 
 
 def rk4(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t0=0.0, t1=1.0, steps: int = 8) -> Tensor:
@@ -109,8 +122,8 @@ def rk4(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t0=0.0, t1=1.0, steps
         >>> abs(float(y) - torch.e**-1) < 1e-5
         True
     """
-    _check_state(y0)
-    t0, t1, steps = _time("t0", t0), _time("t1", t1), check_positive_int("steps", steps)
+    _check_state(f, y0)
+    t0, t1, steps = _time("t0", t0), _time("t1", t1), _steps(steps)
     h, y = (t1 - t0) / steps, y0
     for k in range(steps):
         t = t0 + k * h
@@ -119,7 +132,7 @@ def rk4(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t0=0.0, t1=1.0, steps
         k3 = _eval(f, t + h / 2, y + (h / 2) * k2)
         k4 = _eval(f, t + h, y + h * k3)
         y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
-    return _finite(y, "rk4", steps)
+    return _finite(y, "rk4", steps, f, t0, y0)
 
 
 class ODESolution(NamedTuple):
@@ -141,6 +154,7 @@ class _Counted(nn.Module):
         self.min_step = min_step
         self.nfe = 0
         self.floor_steps = 0
+        self.start: tuple[Tensor, Tensor] | None = None  # (t0, y0), to tell a bad field from a blow-up
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         self.nfe += 1
@@ -151,23 +165,45 @@ class _Counted(nn.Module):
                              f"got {getattr(dy, 'shape', type(dy).__name__)}.")
         return dy
 
-    def _floor(self, t0: Tensor, dt: Tensor) -> None:
+    def _floor(self, t0: Tensor, y: Tensor | None, dt: Tensor) -> None:
         # a first step at the floor can come from the crude initial-step guess (e.g. f = 0 at the
         # start); two in a row mean the controller cannot grow the step: the problem is stiff
         self.floor_steps = self.floor_steps + 1 if abs(float(dt.detach())) <= self.min_step * (1 + 1e-6) else 0
         if self.floor_steps >= 2:
-            raise ValueError(
-                f"dopri5 reached the minimum step min_step={self.min_step:g} at t={float(t0.detach()):.4g} "
-                f"after {self.nfe} evaluations: the ODE is too stiff for these tolerances. Loosen rtol/atol, "
-                "regularise the vector field (e.g. its kinetic energy), or use solver='rk4' with more steps."
-            )
+            raise self.failure(t0, y, f"reached the minimum step min_step={self.min_step:g}")
 
-    # torchdiffeq calls these before each adaptive step (forward and adjoint solves)
+    def failure(self, t0, y: Tensor | None, what: str) -> ValueError:
+        """The error for a failed solve. A state or a field value that is NaN or infinite is named
+        as such (no step size can fix it); otherwise the problem is too stiff for the tolerances."""
+        t = float(t0.detach()) if isinstance(t0, Tensor) else float(t0)
+        if self.start is not None:
+            with torch.no_grad():
+                t_start, y_start = self.start
+                if not bool(torch.isfinite(self.forward(t_start, y_start)).all()):
+                    return ValueError(f"dopri5 {what}: f returned NaN or infinite values at the initial state "
+                                      f"(t = {float(t_start):g}): the field itself is not finite there.")
+        if y is not None:
+            with torch.no_grad():
+                if not bool(torch.isfinite(y).all()):
+                    return ValueError(f"dopri5 {what} at t={t:.4g}: the state became NaN or infinite there, "
+                                      "the solution blows up.")
+                dy = self.forward(torch.as_tensor(t, dtype=y.dtype, device=y.device), y)
+                if not bool(torch.isfinite(dy).all()):
+                    return ValueError(f"dopri5 {what} at t={t:.4g}: f returned NaN or infinite values at a finite "
+                                      "state (the field itself is not finite there), which no step size can fix.")
+        return ValueError(
+            f"dopri5 {what} at t={t:.4g} after {self.nfe} evaluations: the ODE is too stiff for these tolerances. "
+            "Loosen rtol/atol, regularise the vector field (e.g. its kinetic energy), or use solver='rk4' with "
+            "more steps."
+        )
+
+    # torchdiffeq calls these before each adaptive step (forward and adjoint solves); the adjoint's
+    # state is not a state of f, so it is not evaluated in the message
     def callback_step(self, t0, y0, dt):
-        self._floor(t0, dt)
+        self._floor(t0, y0, dt)
 
     def callback_step_adjoint(self, t0, y0, dt):
-        self._floor(t0, dt)
+        self._floor(t0, None, dt)
 
 
 def odeint(
@@ -215,14 +251,15 @@ def odeint(
         Dormand & Prince (1980), A family of embedded Runge-Kutta formulae; Chen et al. (2018),
         Neural ordinary differential equations.
     """
-    _check_state(y0)
+    _check_state(f, y0)
     t0, t1 = _time("t0", t0), _time("t1", t1)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
-    steps = check_positive_int("steps", steps)
+    steps = _steps(steps)
     rtol, atol = check_positive_float("rtol", rtol), check_positive_float("atol", atol)
     min_step = check_positive_float("min_step", min_step)
-    max_steps = check_positive_int("max_steps", max_steps)
+    max_steps = check_positive_int("max_steps", max_steps, maximum=MAX_STEPS,
+                                   hint="(a field that needs more adaptive steps is too stiff: loosen rtol and atol)")
     if not isinstance(adjoint, bool):
         raise ValueError(f"adjoint must be True or False, got {adjoint!r}.")
     if solver != "dopri5":
@@ -234,95 +271,25 @@ def odeint(
     if adjoint and not isinstance(f, nn.Module):
         raise TypeError(f"adjoint=True needs f to be an nn.Module (its parameters get the gradients), "
                         f"got {type(f).__name__}.")
-    if t0 == t1:
+    if t0 == t1 or y0.numel() == 0:
         return ODESolution(y0, 0)
+    if min_step > abs(t1 - t0) / 10:
+        raise ValueError(f"min_step={min_step:g} must be at most a tenth of the time span |t1 - t0| = {abs(t1 - t0):g}: "
+                         "it is the floor below which a step means the ODE is too stiff; pass a smaller min_step.")
 
     import torchdiffeq  # imported here: only the adaptive solver needs it
 
     counted = _Counted(f, min_step)
     t = torch.tensor([t0, t1], dtype=y0.dtype, device=y0.device)
+    counted.start = (t[0], y0.detach())
     options = {"min_step": min_step, "max_num_steps": max_steps}
     solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     kwargs = {"adjoint_params": tuple(counted.parameters())} if adjoint else {}
     try:
         y = solve(counted, y0, t, rtol=rtol, atol=atol, method="dopri5", options=options, **kwargs)[-1]
     except AssertionError as e:  # torchdiffeq signals its failures with assert
-        raise ValueError(f"dopri5 failed after {counted.nfe} evaluations ({e}); loosen rtol/atol, "
-                         f"raise max_steps={max_steps}, or use solver='rk4'.") from None
+        if "max_num_steps" in str(e):
+            raise ValueError(f"dopri5 took max_steps={max_steps} steps without reaching t1={t1:g} "
+                             f"({counted.nfe} evaluations): loosen rtol/atol, or use solver='rk4'.") from None
+        raise counted.failure(t0, None, f"failed ({e})") from None
     return ODESolution(y, counted.nfe)
-
-
-def hutchinson_noise(
-    like: Tensor, kind: str = "rademacher", generator: torch.Generator | None = None
-) -> Tensor:
-    r"""Probe vectors :math:`\varepsilon` with :math:`\mathbb E[\varepsilon] = 0` and
-    :math:`\mathbb E[\varepsilon\varepsilon^\top] = I`, in the shape, dtype and device of ``like``:
-    ``"rademacher"`` (entries :math:`\pm 1`, the smaller variance) or ``"gaussian"``.
-
-    Drawn from ``generator`` (on its own device, then moved), or from torch's global generator
-    when it is ``None``. Draw once per solve and keep the probe fixed along the trajectory
-    (Grathwohl et al., 2019): a probe that changed inside an adaptive solve would make the ODE
-    rough.
-
-    Example:
-        >>> import torch
-        >>> e = hutchinson_noise(torch.zeros(2, 3), generator=torch.Generator().manual_seed(0))
-        >>> sorted(set(e.flatten().tolist()))
-        [-1.0, 1.0]
-    """
-    if kind not in ("rademacher", "gaussian"):
-        raise ValueError(f"noise must be 'rademacher' or 'gaussian', got {kind!r}.")
-    device = generator.device if generator is not None else like.device
-    if kind == "gaussian":
-        e = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=device)
-    else:
-        e = torch.randint(0, 2, like.shape, generator=generator, device=device).to(like.dtype) * 2 - 1
-    return e.to(like.device)
-
-
-def _create_graph() -> bool:
-    return torch.is_grad_enabled()
-
-
-def trace_exact(out: Tensor, y: Tensor, create_graph: bool | None = None) -> Tensor:
-    r"""The exact trace :math:`\operatorname{tr}\,\partial\,\text{out}/\partial y =
-    \sum_i \partial\,\text{out}_i/\partial y_i` of each row, from :math:`D` vector-Jacobian
-    products (one backward pass per coordinate). ``out`` must have been computed from ``y``
-    (``(batch, D)``, rows independent). Returns ``(batch,)``, differentiable when
-    ``create_graph`` (default: when gradients are enabled).
-
-    Example:
-        >>> import torch
-        >>> y = torch.randn(4, 3, requires_grad=True)
-        >>> trace_exact(y**2, y).allclose(2 * y.sum(1))
-        True
-    """
-    create_graph = _create_graph() if create_graph is None else create_graph
-    total = y.new_zeros(y.shape[0])
-    for i in range(y.shape[1]):
-        (g,) = torch.autograd.grad(out[:, i].sum(), y, create_graph=create_graph, retain_graph=True)
-        total = total + g[:, i]
-    return total
-
-
-def trace_hutchinson(out: Tensor, y: Tensor, noise: Tensor, create_graph: bool | None = None) -> Tensor:
-    r"""Hutchinson's estimate :math:`\varepsilon^\top (\partial\,\text{out}/\partial y)\,\varepsilon`
-    of the trace of each row, from one vector-Jacobian product :math:`\varepsilon^\top J`.
-
-    Unbiased for any probe with :math:`\mathbb E[\varepsilon\varepsilon^\top] = I`
-    (:func:`hutchinson_noise`): :math:`\mathbb E[\varepsilon^\top J \varepsilon] =
-    \operatorname{tr}(J\,\mathbb E[\varepsilon\varepsilon^\top]) = \operatorname{tr} J`. With
-    Rademacher probes its variance is :math:`2\sum_{i \ne j} J_{ij}^2` (for symmetrised
-    :math:`J`), with Gaussian ones :math:`2\lVert J\rVert_F^2`. One backward pass whatever
-    :math:`D` is (Hutchinson, 1989; Grathwohl et al., 2019).
-
-    Example:
-        >>> import torch
-        >>> y = torch.randn(4, 3, requires_grad=True)
-        >>> e = hutchinson_noise(y, generator=torch.Generator().manual_seed(0))
-        >>> trace_hutchinson(3 * y, y, e).tolist()  # for a multiple of I every probe is exact
-        [9.0, 9.0, 9.0, 9.0]
-    """
-    create_graph = _create_graph() if create_graph is None else create_graph
-    (g,) = torch.autograd.grad(out, y, noise, create_graph=create_graph, retain_graph=True)
-    return (g * noise).sum(1)

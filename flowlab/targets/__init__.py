@@ -1,25 +1,28 @@
 r"""Two-dimensional target distributions, generated in code (no downloads).
 
-Each sampler returns a ``float32`` tensor of shape ``(n, 2)`` and takes a ``seed``
-(``None`` draws fresh randomness). Where the density is known in closed form, a
-``*_log_prob`` function gives it exactly, so a trained flow can be compared with the truth.
+Each sampler returns a ``float32`` tensor of shape ``(n, 2)`` (at most
+:data:`~flowlab.targets._args.MAX_SAMPLES` rows per call) and takes a ``seed`` (an integer;
+``None`` draws fresh randomness). Where the density is known in closed form, a ``*_log_prob``
+function gives it exactly, so a trained flow can be compared with the truth; it computes in the
+dtype of its input (integer points count as floats).
+
+The unnormalized log-densities of :data:`DENSITIES` come with their log normalizing constants:
+:func:`log_z` computes one on first use (some by quadrature) and keeps it; :data:`LOG_Z` is the
+same as a mapping. Nothing is computed at import.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import Tensor
 
-from .._checks import (
-    check_batch,
-    check_finite_float,
-    check_fraction,
-    check_positive_float,
-    check_positive_int,
-    seeded_generator,
-)
+from .._checks import check_fraction
+from . import _args
+from ._args import MAX_SAMPLES  # noqa: F401 - re-exported
 from ._gaussians import mixture_log_prob
 from .energies import ENERGIES, energy_log_z, u1_log_prob, u2_log_prob, u3_log_prob, u4_log_prob  # noqa: F401
 from .posteriors import (  # noqa: F401 - re-exported
@@ -45,16 +48,7 @@ from .universality import (  # noqa: F401 - re-exported
 )
 
 
-def _generator(seed: int | None) -> torch.Generator:
-    return seeded_generator("seed", seed)  # an integer seed, or None for fresh randomness
-
-
-_LARGEST = 1e6  # scales beyond this overflow float32 samples or their squared distances
-
-
-def _scale(name: str, value) -> float:
-    """A positive, finite length (noise, radius, width, ...) at most 1e6."""
-    return check_positive_float(name, value, maximum=_LARGEST, hint="(the samples are float32)")
+_generator, _scale = _args.generator, _args.length
 
 
 def _circles_scale(noise: float, factor: float) -> float:
@@ -68,13 +62,14 @@ def _check_circles(noise, factor) -> tuple[float, float]:
 
 
 def circles(n: int, noise: float = 0.05, factor: float = 0.5, seed: int | None = None) -> Tensor:
-    r"""Two noisy concentric rings, standardized: the notes' opening data set.
+    r"""Two noisy concentric rings, standardized: the opening data set of the book
+    (flowtorch's introductory example).
 
     Half the points (in expectation) lie on the unit circle and half on the circle of radius
     ``factor``, at uniformly random angles; Gaussian noise of standard deviation ``noise`` is
     added to each coordinate. The result is divided by the population standard deviation
     :math:`s = \sqrt{(1 + \text{factor}^2)/4 + \text{noise}^2}` of each coordinate, so it has
-    mean 0 and variance 1 per coordinate, like ``StandardScaler`` in the notes, but with the
+    mean 0 and variance 1 per coordinate, like scikit-learn's ``StandardScaler``, but with the
     exact constant, which makes :func:`circles_log_prob` the exact density of these samples.
     (scikit-learn's ``make_circles`` puts its points at evenly spaced angles; here angles are
     random, so the points are independent draws.)
@@ -84,7 +79,7 @@ def circles(n: int, noise: float = 0.05, factor: float = 0.5, seed: int | None =
         >>> fl.targets.circles(1000, seed=0).shape
         torch.Size([1000, 2])
     """
-    n = check_positive_int("n", n)
+    n = _args.count(n)
     noise, factor = _check_circles(noise, factor)
     g = _generator(seed)
     radius = torch.where(torch.rand(n, generator=g) < 0.5, 1.0, factor)
@@ -121,7 +116,7 @@ def circles_log_prob(x: Tensor, noise: float = 0.05, factor: float = 0.5) -> Ten
         >>> round(float(-fl.targets.circles_log_prob(x).mean()), 2)
         1.76
     """
-    check_batch("x", x, 2)
+    x = _args.points("x", x)
     noise, factor = _check_circles(noise, factor)
     s = _circles_scale(noise, factor)
     r = (x * s).norm(dim=-1)
@@ -138,7 +133,7 @@ def moons(n: int, noise: float = 0.05, seed: int | None = None) -> Tensor:
         >>> fl.targets.moons(100, seed=0).shape
         torch.Size([100, 2])
     """
-    n = check_positive_int("n", n)
+    n = _args.count(n)
     noise = _scale("noise", noise)
     g = _generator(seed)
     upper = torch.rand(n, generator=g) < 0.5
@@ -158,7 +153,7 @@ def eight_gaussians(n: int, radius: float = 2.0, std: float = 0.15, seed: int | 
         >>> fl.targets.eight_gaussians(100, seed=0).shape
         torch.Size([100, 2])
     """
-    n = check_positive_int("n", n)
+    n = _args.count(n)
     radius = _scale("radius", radius)
     std = _scale("std", std)
     g = _generator(seed)
@@ -175,7 +170,7 @@ def eight_gaussians_log_prob(x: Tensor, radius: float = 2.0, std: float = 0.15) 
         >>> fl.targets.eight_gaussians_log_prob(torch.zeros(1, 2)).shape
         torch.Size([1])
     """
-    check_batch("x", x, 2)
+    x = _args.points("x", x)
     radius = _scale("radius", radius)
     std = _scale("std", std)
     angle = 2 * math.pi * torch.arange(8, dtype=x.dtype, device=x.device) / 8
@@ -212,9 +207,9 @@ def banana_log_prob(x: Tensor, scale: float = 1.0, width: float = 0.35, curvatur
         >>> fl.targets.banana_log_prob(torch.zeros(1, 2)).shape
         torch.Size([1])
     """
-    check_batch("x", x, 2)
+    x = _args.points("x", x)
     scale, width = _scale("scale", scale), _scale("width", width)
-    curvature = check_finite_float("curvature", curvature, bound=_LARGEST)
+    curvature = _args.curvature(curvature)
     x1, x2 = x.unbind(-1)
     return -0.5 * (x1 / scale) ** 2 - 0.5 * ((x2 - curvature * (x1**2 - scale**2)) / width) ** 2
 
@@ -232,9 +227,9 @@ def banana(n: int, scale: float = 1.0, width: float = 0.35, curvature: float = 0
         >>> fl.targets.banana(100, seed=0).shape
         torch.Size([100, 2])
     """
-    n = check_positive_int("n", n)
+    n = _args.count(n)
     scale, width = _scale("scale", scale), _scale("width", width)
-    curvature = check_finite_float("curvature", curvature, bound=_LARGEST)
+    curvature = _args.curvature(curvature)
     e = torch.randn(n, 2, generator=_generator(seed))
     x1 = scale * e[:, 0]
     return torch.stack([x1, curvature * (x1**2 - scale**2) + width * e[:, 1]], dim=1)
@@ -255,7 +250,7 @@ def ring_log_prob(x: Tensor, radius: float = 2.0, width: float = 0.25) -> Tensor
         >>> fl.targets.ring_log_prob(torch.tensor([[2.5, 0.0], [0.0, 3.0]]))
         tensor([-2., -8.])
     """
-    check_batch("x", x, 2)
+    x = _args.points("x", x)
     radius, width = _scale("radius", radius), _scale("width", width)
     return -0.5 * ((x.norm(dim=-1) - radius) / width) ** 2
 
@@ -289,7 +284,7 @@ def two_modes_log_prob(x: Tensor, separation: float = 6.0, std: float = 0.5, wei
         >>> fl.targets.two_modes_log_prob(torch.zeros(3, 2)).shape
         torch.Size([3])
     """
-    check_batch("x", x, 2)
+    x = _args.points("x", x)
     separation, std, weight = _two_modes_check(separation, std, weight)
     a = separation / 2
     log_weights = (math.log(weight), math.log(1 - weight))
@@ -309,7 +304,7 @@ def two_modes(n: int, separation: float = 6.0, std: float = 0.5, weight: float =
         >>> fl.targets.two_modes(100, seed=0).shape
         torch.Size([100, 2])
     """
-    n = check_positive_int("n", n)
+    n = _args.count(n)
     separation, std, weight = _two_modes_check(separation, std, weight)
     g = _generator(seed)
     left = torch.rand(n, generator=g) < weight
@@ -320,16 +315,53 @@ def two_modes(n: int, separation: float = 6.0, std: float = 0.5, weight: float =
 DENSITIES = {"banana": banana_log_prob, "ring": ring_log_prob, "two modes": two_modes_log_prob}
 """Unnormalized 2-D log-densities by name, for training by the reverse KL divergence (widgets)."""
 
-LOG_Z = {"banana": banana_log_z(), "ring": ring_log_z(), "two modes": two_modes_log_z()}
-"""The exact log normalizing constant of each entry of :data:`DENSITIES` (default parameters)."""
-
 # posteriors (posteriors.py): the funnel has an exact log Z, the logistic posterior one by quadrature
 DENSITIES.update({"funnel": funnel_log_prob, "logistic posterior": logistic_log_prob})
-LOG_Z.update({"funnel": funnel_log_z(), "logistic posterior": logistic_log_z()})
 
 # residual flows (energies.py): Rezende & Mohamed's U1-U4 (U2-U4 with a wide Gaussian in z1), log Z by quadrature
 DENSITIES.update(ENERGIES)
-LOG_Z.update({name: energy_log_z(name) for name in ENERGIES})
 
 # universality (universality.py): data sets with exact, normalised log-densities
 SAMPLERS.update({"rosenbrock banana": rosenbrock, "three bumps": three_bumps})
+
+_LOG_Z = {"banana": banana_log_z, "ring": ring_log_z, "two modes": two_modes_log_z, "funnel": funnel_log_z,
+          "logistic posterior": logistic_log_z, **{name: functools.partial(energy_log_z, name) for name in ENERGIES}}
+
+
+@functools.cache
+def log_z(name: str) -> float:
+    r"""The log normalizing constant :math:`\log \int \exp(\text{log\_prob})` of the density
+    ``DENSITIES[name]`` with its default parameters: exact where a closed form exists, else by
+    quadrature (U1-U4 and the logistic posterior, about 0.1 s each), computed on first use and kept.
+
+    Example:
+        >>> import math, flowlab as fl
+        >>> fl.targets.log_z("two modes") == math.log(math.pi)
+        True
+    """
+    if name not in _LOG_Z:
+        raise ValueError(f"name must be one of {list(_LOG_Z)}, got {name!r}.")
+    return _LOG_Z[name]()
+
+
+class _LogZ(Mapping):
+    """``LOG_Z[name]`` is :func:`log_z` ``(name)``: a mapping that computes on first access."""
+
+    def __getitem__(self, name: str) -> float:
+        if name not in _LOG_Z:
+            raise KeyError(name)
+        return log_z(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_LOG_Z)
+
+    def __len__(self) -> int:
+        return len(_LOG_Z)
+
+    def __repr__(self) -> str:
+        return f"LOG_Z({', '.join(map(repr, _LOG_Z))}: computed on first use)"
+
+
+LOG_Z: Mapping[str, float] = _LogZ()
+"""The exact log normalizing constant of each entry of :data:`DENSITIES` (default parameters), as a
+mapping that computes each value on first use (:func:`log_z`)."""

@@ -15,14 +15,27 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import check_batch, check_positive_float, check_positive_int
+from .._checks import check_positive_int, check_seed
 from ..diagnostics import log_z_quadrature
-from ..numerics import gauss_legendre
+from ..numerics.quadrature import check_nodes, gauss_legendre
+from ._args import count, generator, length, points
 from ._gaussians import mixture_log_prob
 
+FUNNEL_SCALE = 20.0
+r"""The largest ``scale`` of the funnel: :math:`u = e^{v/2}\varepsilon` overflows float32 once
+:math:`v > 176`, which :math:`v \sim N(0, \sigma^2)` reaches for :math:`\sigma` much above 20."""
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+
+def _funnel_scale(scale) -> float:
+    return length("scale", scale, FUNNEL_SCALE, "(u = exp(v / 2) e overflows float32 beyond)")
+
+
+def _data_seed(seed) -> int:
+    seed = check_seed("seed", seed)
+    if seed is None:
+        raise ValueError("seed must be an integer: it fixes the data set of the posterior (None would draw "
+                         "different data at every call).")
+    return seed
 
 
 # --------------------------------------------------------------------------------------------
@@ -47,15 +60,15 @@ def funnel_log_prob(x: Tensor, scale: float = 3.0) -> Tensor:
         >>> fl.targets.funnel_log_prob(torch.tensor([[0.0, 1.0]]))
         tensor([-0.5000])
     """
-    check_batch("x", x, 2)
-    scale = check_positive_float("scale", scale)
+    x = points("x", x)
+    scale = _funnel_scale(scale)
     v, u = x.unbind(-1)
     return -0.5 * (v / scale) ** 2 - 0.5 * u**2 * torch.exp(-v) - 0.5 * v
 
 
 def funnel_log_z(scale: float = 3.0) -> float:
     r"""The exact :math:`\log Z = \log(2\pi\sigma)` of :func:`funnel_log_prob`."""
-    return math.log(2 * math.pi * check_positive_float("scale", scale))
+    return math.log(2 * math.pi * _funnel_scale(scale))
 
 
 def funnel(n: int, scale: float = 3.0, seed: int | None = None) -> Tensor:
@@ -67,11 +80,9 @@ def funnel(n: int, scale: float = 3.0, seed: int | None = None) -> Tensor:
         >>> fl.targets.funnel(100, seed=0).shape
         torch.Size([100, 2])
     """
-    n = check_positive_int("n", n)
-    scale = check_positive_float("scale", scale)
-    g = torch.Generator()
-    g.seed() if seed is None else g.manual_seed(int(seed))
-    e = torch.randn(n, 2, generator=g)
+    n = count(n)
+    scale = _funnel_scale(scale)
+    e = torch.randn(n, 2, generator=generator(seed))
     v = scale * e[:, 0]
     return torch.stack([v, torch.exp(v / 2) * e[:, 1]], dim=1)
 
@@ -92,8 +103,11 @@ def funnel_marginal_log_prob(u: Tensor, scale: float = 3.0, nodes: int = 400) ->
         >>> round(float(p.sum() * (u[1] - u[0])), 2)  # most of the mass; the tails are long
         1.0
     """
-    scale = check_positive_float("scale", scale)
+    scale = _funnel_scale(scale)
+    nodes = check_nodes("nodes", nodes)
     u = torch.as_tensor(u)
+    if u.is_complex() or u.dtype == torch.bool:
+        raise ValueError(f"u must hold real numbers, got dtype {u.dtype}.")
     a, b = -12 * scale, 12 * scale
 
     def integrand(v: Tensor) -> Tensor:  # v has shape (nodes, *u.shape)
@@ -102,7 +116,7 @@ def funnel_marginal_log_prob(u: Tensor, scale: float = 3.0, nodes: int = 400) ->
         return torch.exp(log_n_u + log_n_v)
 
     zeros = torch.zeros_like(u, dtype=torch.float64)
-    return gauss_legendre(integrand, zeros + a, zeros + b, n=check_positive_int("nodes", nodes)).log()
+    return gauss_legendre(integrand, zeros + a, zeros + b, n=nodes).log()
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,8 +136,8 @@ def logistic_data(n: int = 40, seed: int = 0) -> tuple[Tensor, Tensor]:
         >>> s.shape, sorted(set(y.tolist()))
         (torch.Size([40]), [-1.0, 1.0])
     """
-    n = check_positive_int("n", n)
-    g = _generator(seed)
+    n = check_positive_int("n", n, maximum=10**6, hint="(data points of the regression)")
+    g = generator(_data_seed(seed))
     s = torch.randn(n, generator=g, dtype=torch.float64)
     p = torch.sigmoid(0.5 - 1.5 * s)
     y = torch.where(torch.rand(n, generator=g, dtype=torch.float64) < p, 1.0, -1.0).to(torch.float64)
@@ -147,8 +161,8 @@ def logistic_log_prob(theta: Tensor, n: int = 40, seed: int = 0, prior_std: floa
         >>> fl.targets.logistic_log_prob(torch.zeros(2, 2)).shape
         torch.Size([2])
     """
-    check_batch("theta", theta, 2)
-    tau = check_positive_float("prior_std", prior_std)
+    theta = points("theta", theta)
+    tau = length("prior_std", prior_std)
     s, y = (t.to(device=theta.device, dtype=theta.dtype) for t in logistic_data(n, seed))
     logits = theta[:, :1] + theta[:, 1:] * s  # (batch, n)
     log_lik = torch.nn.functional.logsigmoid(y * logits).sum(-1)
@@ -170,4 +184,6 @@ def logistic_log_z(n: int = 40, seed: int = 0, prior_std: float = 2.0, points: i
         >>> round(fl.targets.logistic_log_z(), 3) == round(fl.targets.logistic_log_z(points=400), 3)
         True
     """
+    logistic_data(n, seed)  # the settings are checked before the quadrature, with their own names
+    length("prior_std", prior_std)
     return log_z_quadrature(lambda t: logistic_log_prob(t, n, seed, prior_std), LOGISTIC_BOX, points)

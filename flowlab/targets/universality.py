@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .._checks import check_batch, check_positive_float, check_positive_int
+from ..numerics.cdf import check_order
+from ._args import count, curvature as _curvature, generator as _generator, length, points
 from ._gaussians import LOG_2PI, mixture_log_prob
 
 __all__ = [
@@ -36,19 +37,14 @@ __all__ = [
 ]
 
 
-def _generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g
-
-
 def _mixture(weights, locs, scales) -> tuple[Tensor, Tensor, Tensor]:
-    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-    m = torch.as_tensor(locs, dtype=torch.float64).flatten()
-    s = torch.as_tensor(scales, dtype=torch.float64).flatten()
+    try:
+        w, m, s = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (weights, locs, scales))
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"weights, locs and scales must be sequences of numbers, got {weights!r}, {locs!r}, "
+                         f"{scales!r}.") from None
+    if w.numel() > 1000:
+        raise ValueError(f"a mixture of at most 1000 components, got {w.numel()}.")
     if not (w.numel() == m.numel() == s.numel() >= 1):
         raise ValueError(
             f"weights, locs and scales must have one entry per component, got {w.numel()}, {m.numel()}, {s.numel()}."
@@ -57,6 +53,9 @@ def _mixture(weights, locs, scales) -> tuple[Tensor, Tensor, Tensor]:
         raise ValueError(f"weights must be positive and sum to 1, got {w.tolist()}.")
     if not (torch.isfinite(m).all() and torch.isfinite(s).all() and (s > 0).all()):
         raise ValueError(f"locs must be finite and scales positive, got locs={m.tolist()}, scales={s.tolist()}.")
+    if (m.abs() > 1e6).any() or (s > 1e6).any():
+        raise ValueError(f"locs and scales must be at most 1e6 in size (the samples are float32), got "
+                         f"locs={m.tolist()}, scales={s.tolist()}.")
     return w / w.sum(), m, s
 
 
@@ -64,7 +63,7 @@ def _column(name: str, x: Tensor) -> Tensor:
     if not isinstance(x, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (n, 1), got {type(x).__name__}.")
     if x.dim() == 2 and x.shape[1] == 1:
-        return x[:, 0]
+        return points(name, x, 1)[:, 0]
     raise ValueError(f"{name} must have shape (n, 1), got {tuple(x.shape)}; use x[:, None] for a flat tensor.")
 
 
@@ -77,7 +76,7 @@ def mixture_1d(n: int, weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4, 0.8), 
         >>> fl.targets.mixture_1d(5, seed=0).shape
         torch.Size([5, 1])
     """
-    n = check_positive_int("n", n)
+    n = count(n)
     w, m, s = _mixture(weights, locs, scales)
     g = _generator(seed)
     k = torch.multinomial(w, n, replacement=True, generator=g)
@@ -119,8 +118,8 @@ def mixture_1d_cdf(x: Tensor, weights=(0.3, 0.7), locs=(-2.0, 1.0), scales=(0.4,
 # --------------------------------------------------------------------------------------------
 
 
-def _banana_check(scale, width) -> tuple[float, float]:
-    return check_positive_float("scale", scale), check_positive_float("width", width)
+def _banana_check(scale, width, curvature) -> tuple[float, float, float]:
+    return length("scale", scale), length("width", width), _curvature(curvature)
 
 
 def rosenbrock(
@@ -137,8 +136,8 @@ def rosenbrock(
         >>> fl.targets.rosenbrock(3, seed=0).shape
         torch.Size([3, 2])
     """
-    n = check_positive_int("n", n)
-    scale, width = _banana_check(scale, width)
+    n = count(n)
+    scale, width, curvature = _banana_check(scale, width, curvature)
     e = torch.randn(n, 2, generator=_generator(seed))
     x1 = scale * e[:, 0]
     return torch.stack([x1, curvature * (x1**2 - scale**2) + width * e[:, 1]], dim=1)
@@ -156,8 +155,8 @@ def rosenbrock_log_prob(x: Tensor, scale: float = 1.0, width: float = 0.35, curv
         >>> round(float(fl.targets.rosenbrock_log_prob(x).exp().sum() * 0.02**2), 4)  # integrates to 1
         1.0
     """
-    check_batch("x", x, 2)
-    scale, width = _banana_check(scale, width)
+    x = points("x", x)
+    scale, width, curvature = _banana_check(scale, width, curvature)
     x1, x2 = x.unbind(-1)
     r = (x2 - curvature * (x1**2 - scale**2)) / width
     return -0.5 * (x1 / scale) ** 2 - 0.5 * r**2 - LOG_2PI - math.log(scale * width)
@@ -177,8 +176,8 @@ def rosenbrock_kr(x: Tensor, scale: float = 1.0, width: float = 0.35, curvature:
         >>> fl.targets.rosenbrock_kr(torch.tensor([[1.0, 0.35]])).tolist()
         [[1.0, 1.0]]
     """
-    check_batch("x", x, 2)
-    scale, width = _banana_check(scale, width)
+    x = points("x", x)
+    scale, width, curvature = _banana_check(scale, width, curvature)
     x1, x2 = x.unbind(-1)
     return torch.stack([x1 / scale, (x2 - curvature * (x1**2 - scale**2)) / width], dim=-1)
 
@@ -213,7 +212,7 @@ def three_bumps(n: int, seed: int | None = None) -> Tensor:
         >>> fl.targets.three_bumps(4, seed=0).shape
         torch.Size([4, 2])
     """
-    n = check_positive_int("n", n)
+    n = count(n)
     g = _generator(seed)
     w, m, s = _bumps(torch.zeros((), dtype=torch.float64))
     k = torch.multinomial(w, n, replacement=True, generator=g)
@@ -231,7 +230,7 @@ def three_bumps_log_prob(x: Tensor) -> Tensor:
         >>> round(float(fl.targets.three_bumps_log_prob(x).exp().sum() * 0.02**2), 4)  # integrates to 1
         1.0
     """
-    check_batch("x", x, 2)
+    x = points("x", x)
     w, m, s = _bumps(x)
     return mixture_log_prob(x, m, s, torch.log(w))
 
@@ -254,10 +253,8 @@ def three_bumps_kr(x: Tensor, order: Sequence[int] = (0, 1)) -> Tensor:
         >>> bool(z.mean(0).abs().max() < 0.03), bool((z.std(0) - 1).abs().max() < 0.03)
         (True, True)
     """
-    check_batch("x", x, 2)
-    if tuple(order) not in ((0, 1), (1, 0)):
-        raise ValueError(f"order must be (0, 1) (x1 first) or (1, 0) (x2 first), got {order!r}.")
-    i, j = order
+    x = points("x", x)
+    i, j = check_order(order)
     w, m, s = _bumps(x)
     zi = (x[:, i, None] - m[:, i]) / s[:, i]
     zj = (x[:, j, None] - m[:, j]) / s[:, j]
