@@ -21,8 +21,8 @@ import torch
 
 import flowlab as fl
 from flowlab import exercises
-from flowlab.exercises import (autoregressive, change_of_variables, circles, composition, continuous, jacobians,
-                               linear, objectives, practice, residual, universality)
+from flowlab.exercises import (autoregressive, change_of_variables, circles, composition, continuous,
+                               flow_matching, jacobians, linear, objectives, practice, residual, universality)
 
 f64 = torch.float64
 NORMAL = torch.distributions.Normal(0.0, 1.0)
@@ -128,6 +128,32 @@ def rk4_step(f, t, y, h):
     return y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
+def cfm_loss(field, x, eps, t):
+    z = (1 - t)[:, None] * x + t[:, None] * eps
+    return (field(t, z) - (eps - x)).square().sum(1).mean()
+
+
+def cfm_by_rows(field, x, eps, t):  # a loop over the rows, one time each, a Python float
+    total = 0.0
+    for i in range(len(x)):
+        z = (1 - t[i]) * x[i : i + 1] + t[i] * eps[i : i + 1]
+        total += float(((field(t[i : i + 1], z) - (eps[i] - x[i])) ** 2).sum())
+    return total / len(x)
+
+
+def cfm_variant(field, x, eps, t, noise_first=False, target_sign=1, ends=False, reduce="norm2"):
+    """The loss with one of the typical slips."""
+    a, b = (eps, x) if noise_first or ends else (x, eps)
+    z = (1 - t)[:, None] * a + t[:, None] * b
+    target = target_sign * ((x - eps) if noise_first else (eps - x))
+    r = field(t, z) - target
+    return {"norm2": r.square().sum(1).mean(), "coords": r.square().mean(), "norm": r.norm(dim=1).mean(),
+            "rows": r.square().sum()}[reduce]
+
+
+FLOOR = math.pi / 2 * float(flow_matching.S.sum())
+
+
 def bootstrap(a, b, resamples=400):
     d = a - b
     g = torch.Generator().manual_seed(1)
@@ -225,6 +251,16 @@ RIGHT = {
                                  torch.linalg.slogdet(torch.linalg.matrix_exp(continuous.T * continuous.A)).logabsdet),
     "order": (continuous.check_order, 16),
     "rk4": (continuous.check_rk4_step, rk4_step),
+    "cfm loss": (flow_matching.check_cfm_loss, cfm_loss),
+    "cfm loss, by rows": (flow_matching.check_cfm_loss, cfm_by_rows),
+    "cfm loss, numpy scalar": (flow_matching.check_cfm_loss, lambda *a: np.float64(cfm_loss(*a).item())),
+    "cfm loss, shape (1,)": (flow_matching.check_cfm_loss, lambda *a: cfm_loss(*a).reshape(1)),
+    "straight steps": (flow_matching.check_straight_steps, 1),
+    "straight steps, other types": (flow_matching.check_straight_steps, np.int64(1)),
+    "straight steps, tensor": (flow_matching.check_straight_steps, torch.tensor(1.0)),
+    "floor": (flow_matching.check_gaussian_floor, FLOOR),
+    "floor, 3 digits": (flow_matching.check_gaussian_floor, round(FLOOR, 2)),
+    "floor, float32": (flow_matching.check_gaussian_floor, np.float32(FLOOR)),
 }
 
 
@@ -264,6 +300,8 @@ def test_right_answers_on_other_instances(capsys):
     assert judge(capsys, universality.check_gaussian_kr, [[1 / 3, 0.0], [-1 / 6, 0.5]], sigma=sigma)[0]
     assert judge(capsys, residual.check_planar_det, 1 + (1 - math.tanh(0.1) ** 2) * 0.2, True,
                  w=(1.0, -1.0), u=(0.6, 0.4), b=0.0, z=(0.3, 0.2))[0]
+    assert judge(capsys, flow_matching.check_gaussian_floor, math.pi / 2 * 3.5, s=(0.5, 3.0))[0]
+    assert not judge(capsys, flow_matching.check_gaussian_floor, FLOOR, s=(0.5, 3.0))[0]
 
 
 def test_the_checkers_math_against_independent_computations(capsys):
@@ -294,6 +332,17 @@ def test_the_checkers_math_against_independent_computations(capsys):
     exact = y0 @ torch.linalg.matrix_exp(A).T
     errs = [float((fl.numerics.rk4(lambda t, y: y @ A.T, y0, steps=n) - exact).abs().max()) for n in (32, 64)]
     assert judge(capsys, continuous.check_order, round(errs[0] / errs[1]))[0]
+    # the flow-matching floor against the loss of the exact marginal field, by Monte Carlo
+    g = torch.Generator().manual_seed(0)
+    n, s = 400_000, flow_matching.S
+    mu = torch.tensor([0.5, -1.0, 2.0], dtype=f64)
+    x = mu + s * torch.randn(n, 3, generator=g, dtype=f64)
+    eps = torch.randn(n, 3, generator=g, dtype=f64)
+    t = torch.rand(n, 1, generator=g, dtype=f64)
+    z = (1 - t) * x + t * eps
+    best = -mu + (t - (1 - t) * s**2) / ((1 - t) ** 2 * s**2 + t**2) * (z - (1 - t) * mu)
+    per_row = (best - (eps - x)).square().sum(1)
+    assert abs(float(per_row.mean()) - FLOOR) < 4 * float(per_row.std()) / math.sqrt(n)
     # the collapsed proposal is what the exercise says: equal weights Z/2
     log_w = practice.collapsed_proposal_log_weights()
     assert float(log_w.std()) < 1e-6
@@ -397,6 +446,29 @@ WRONG = {
     "rk4, Euler": (continuous.check_rk4_step, lambda f, t, y, h: y + h * f(t, y), "Euler"),
     "rk4, 5 evaluations": (continuous.check_rk4_step, lambda f, t, y, h: (f(t, y), rk4_step(f, t, y, h))[1],
                            "5 times"),
+    "cfm loss, noise at t = 0": (flow_matching.check_cfm_loss, lambda *a: cfm_variant(*a, noise_first=True),
+                                 "noise at t = 0"),
+    "cfm loss, flipped target": (flow_matching.check_cfm_loss, lambda *a: cfm_variant(*a, target_sign=-1),
+                                 "wrong sign"),
+    "cfm loss, ends swapped": (flow_matching.check_cfm_loss, lambda *a: cfm_variant(*a, ends=True), "ends swapped"),
+    "cfm loss, mean over coordinates": (flow_matching.check_cfm_loss, lambda *a: cfm_variant(*a, reduce="coords"),
+                                        "averaged over the coordinates"),
+    "cfm loss, sum over rows": (flow_matching.check_cfm_loss, lambda *a: cfm_variant(*a, reduce="rows"),
+                                "sum over the rows"),
+    "cfm loss, norm not squared": (flow_matching.check_cfm_loss, lambda *a: cfm_variant(*a, reduce="norm"),
+                                   "not squared"),
+    "straight steps, RK4": (flow_matching.check_straight_steps, 4, "RK4"),
+    "straight steps, zero": (flow_matching.check_straight_steps, 0, "at least 1"),
+    "straight steps, curved": (flow_matching.check_straight_steps, 16, "curved"),
+    "straight steps, not whole": (flow_matching.check_straight_steps, 1.5, "whole number"),
+    "floor, zero": (flow_matching.check_gaussian_floor, 0.0, "never disagree"),
+    "floor, variances": (flow_matching.check_gaussian_floor, math.pi / 2 * float((flow_matching.S**2).sum()),
+                         "variances"),
+    "floor, standard normal data": (flow_matching.check_gaussian_floor, math.pi / 2 * 3, "standard normal data"),
+    "floor, twice": (flow_matching.check_gaussian_floor, 2 * FLOOR, "twice the floor"),
+    "floor, no pi / 2": (flow_matching.check_gaussian_floor, float(flow_matching.S.sum()), "pi / 2"),
+    "floor, zero field": (flow_matching.check_gaussian_floor, float((1 + flow_matching.S**2).sum()), "zero field"),
+    "floor, one digit": (flow_matching.check_gaussian_floor, round(FLOOR, 1), "not it"),
 }
 
 
@@ -529,8 +601,8 @@ def test_no_reference_is_left_to_import():
     builds inputs, watches calls or judges an answer (it never hands out the right one)."""
     gone = {"_reference", "_true_mask", "_sweeps", "ess_limit", "_rayleigh_quantile", "_reachable",
             "_planar_numbers", "gaussian_kl", "_gaussian_kl", "_ess", "_triangular", "_call", "_close", "_as"}
-    modules = [autoregressive, change_of_variables, circles, composition, continuous, jacobians, linear, objectives,
-               practice, residual, universality]
+    modules = [autoregressive, change_of_variables, circles, composition, continuous, flow_matching, jacobians,
+               linear, objectives, practice, residual, universality]
     for module in modules:
         assert not gone & set(vars(module)), module.__name__
         private = {n for n, v in vars(module).items() if n.startswith("_") and callable(v) and not n.startswith("__")
@@ -538,7 +610,7 @@ def test_no_reference_is_left_to_import():
         allowed = {"_watched_call", "_std_normal_log_prob", "_forbidden", "_pair", "_setup", "_diagnose_invert",
                    "_big_triangular", "_is_inf", "_check_triangular_value", "_check_low_rank_value",
                    "_gaussian_data", "_diagnose_points", "_maps", "_judge_series", "_matrix", "_agree", "_choice",
-                   "_kl_sd"}
+                   "_kl_sd", "_field", "_typical"}
         assert private <= allowed, (module.__name__, private - allowed)
 
 
@@ -567,6 +639,7 @@ THIEVES = {
     "optimum": (linear.check_optimum, lambda x: (_thief(lambda a: (x.shape[1], x.shape[1]))(x),
                                                 _thief(lambda a: (x.shape[1],))(x))),
     "rk4": (continuous.check_rk4_step, lambda f, t, y, h: _thief(lambda a: tuple(y.shape))(y)),
+    "cfm loss": (flow_matching.check_cfm_loss, _thief(lambda a: ())),
 }
 
 
@@ -588,6 +661,14 @@ def test_no_two_calls_draw_the_same_inputs():
 
     assert change_of_variables.check_log_density(memorizing)
     assert not change_of_variables.check_log_density(memorizing)
+    remembered = {}
+
+    def remembering(field, x, eps, t):
+        remembered.setdefault("value", float(cfm_loss(field, x, eps, t)))
+        return remembered["value"]
+
+    assert flow_matching.check_cfm_loss(remembering)
+    assert not flow_matching.check_cfm_loss(remembering)
 
 
 def test_multiple_choice_self_check_reveals_nothing(capsys):
@@ -617,11 +698,11 @@ def _stub(*args):
 
 
 ODD = [None, "x", object(), float("nan"), float("inf"), {}, (), [1.0, 2.0], torch.tensor([1.0, 2.0]),
-       np.array([[1.0]]), _raises, _stub, lambda *a: None, lambda *a: "x", lambda *a: (None, None),
+       np.array([[-3.5]]), _raises, _stub, lambda *a: None, lambda *a: "x", lambda *a: (None, None),
        lambda *a: torch.full((3,), float("nan"))]
 
 CHECKERS = [(name, fn) for module in (autoregressive, change_of_variables, circles, composition, continuous,
-                                      jacobians, linear, objectives, practice, residual, universality)
+                                      flow_matching, jacobians, linear, objectives, practice, residual, universality)
             for name, fn in vars(module).items() if name.startswith("check_")]
 
 

@@ -10,8 +10,8 @@ them (the self-check of graded multiple-choice questions).
 import numpy as np
 import torch
 
-from . import (autoregressive, change_of_variables, circles, composition, continuous, jacobians, linear,
-               objectives, practice, residual, universality)
+from . import (autoregressive, change_of_variables, circles, composition, continuous, flow_matching, jacobians,
+               linear, objectives, practice, residual, universality)
 from ._feedback import Verdict, flag, number, say, tensor
 
 
@@ -50,4 +50,4 @@ def answered(choices=None, **answers) -> Verdict:
 
 
 __all__ = ["answered", "autoregressive", "change_of_variables", "circles", "composition", "continuous",
-           "jacobians", "linear", "objectives", "practice", "residual", "universality"]
+           "flow_matching", "jacobians", "linear", "objectives", "practice", "residual", "universality"]

@@ -135,7 +135,11 @@ class _Factorizations(TorchDispatchMode):
 
 
 def _code_of(f):
+    """The code object that runs when ``f`` runs: that of the function a decorator wrapped (a
+    wrapper's code is shared by every function it wraps)."""
     f = getattr(f, "__func__", f)
+    while hasattr(f, "__wrapped__"):
+        f = getattr(f.__wrapped__, "__func__", f.__wrapped__)
     return getattr(f, "__code__", None)
 
 
