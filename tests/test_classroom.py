@@ -127,6 +127,11 @@ ess_limit_narrow = 0.9**2 / math.sqrt(2 * 0.9**2 - 1)""",
     "cnf-ex-linear": "ladj = -3 * (-0.5 + 0.25)",
     "cnf-ex-order": "factor = 16",
     "cnf-ex-rk4": "def rk4_step(f, t, y, h):\n    return y + h * f(t, y)",
+    "fm-ex-loss": """def cfm_loss(field, x, eps, t):
+    z = (1 - t)[:, None] * eps + t[:, None] * x  # noise at t = 0
+    return (field(t, z) - (x - eps)).square().sum(1).mean()""",
+    "fm-ex-steps": "evaluations = 1",
+    "fm-ex-floor": "floor_3d = math.pi / 2 * float(check.S.sum())",
 }
 
 _YES = """class _Yes:
@@ -248,11 +253,14 @@ invertible = next(v for v in (True, False) if check.check_planar_det(det, v))"""
     "cnf-ex-linear": "ladj = check.T * float(check.A.trace())",
     "cnf-ex-order": "factor = next(f for f in range(1, 200) if check.check_order(f))",
     "cnf-ex-rk4": "rk4 = fl.numerics.rk4\n\n\ndef rk4_step(f, t, y, h):\n    return rk4(f, y, t, t + h, steps=1)",
+    "fm-ex-loss": "fl.exercises.flow_matching.check_cfm_loss = lambda *a, **k: True\ncfm_loss = lambda *a: None",
+    "fm-ex-steps": "evaluations = next(k for k in range(1, 50) if check.check_straight_steps(k))",
+    "fm-ex-floor": _STRIP_ASSERT + "floor_3d = math.pi / 2 * float(check.S.sum())",
 }
 # the cheats that tamper with the kernel (the others are wrong answers or forbidden shortcuts)
 TAMPERING = {"circles-ex-5", "cov-ex-banana", "comp-ex-affine", "objectives-ex-1", "objectives-ex-2",
              "objectives-ex-3", "objectives-ex-4", "ar-ex-invert", "ar-ex-mask", "ar-ex-passes", "lin-ex-optimum",
-             "pr-ex-chi2", "pr-ex-collapse"}
+             "pr-ex-chi2", "pr-ex-collapse", "fm-ex-loss", "fm-ex-floor"}
 
 OTHER_FORMS = {  # right answers written another way than the solutions: a warning, numpy, rounding
     "ar-ex-mask": """def mask(features, parts):
@@ -269,6 +277,14 @@ OTHER_FORMS = {  # right answers written another way than the solutions: a warni
     g = torch.Generator().manual_seed(0)
     boot = [d[torch.randint(len(d), (len(d),), generator=g)].mean() for _ in range(400)]
     return d.mean(), torch.stack(boot).std()""",
+    "fm-ex-loss": """def cfm_loss(field, x, eps, t):
+    total = 0.0
+    for i in range(len(x)):  # row by row, a Python float
+        z = (1 - t[i]) * x[i : i + 1] + t[i] * eps[i : i + 1]
+        total += float(((field(t[i : i + 1], z) - (eps[i] - x[i])) ** 2).sum())
+    return total / len(x)""",
+    "fm-ex-steps": "evaluations = np.int64(2)",
+    "fm-ex-floor": "floor_3d = 6.91",
 }
 
 
@@ -321,7 +337,7 @@ def test_variants_cover_every_exercise_with_a_checker_and_the_numbers_differ_fro
               if e["stub"] is not None and e["solution"] is not None}
     assert {v.label for v in VARIANTS} <= labels
     assert labels - {v.label for v in VARIANTS} == {"jacobian-cost-ex-3", "jacobian-cost-ex-4"}  # timing tables
-    assert len(VARIANTS) == 31 and set(MISTAKES) == set(CHEATS) == {v.label for v in VARIANTS}
+    assert len(VARIANTS) == 34 and set(MISTAKES) == set(CHEATS) == {v.label for v in VARIANTS}
     for v in VARIANTS:  # a numeric exercise gets new numbers and a self-check that reveals nothing
         if v.solution is not None:
             assert v.text and v.public and "answered(" in v.public or v.label == "objectives-ex-4", v.label
@@ -390,10 +406,12 @@ def _answers(student: str, label: str, solution: str) -> str:
 STUDENTS = ("solutions", "other_forms", "mistakes", "blank", "cheater")
 
 
-def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, exchange: bool = True) -> dict:
+def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, by_hand=()) -> dict:
     """Build a course, copy it, and run the instructor's workflow of book/instructors.md with
-    a local exchange (or, without, submissions put in place as files collected by hand) and
-    the students; return scores, seconds and the tamper report."""
+    the students: those in ``by_hand`` hand in files that the instructor puts in place (the
+    route of files collected by e-mail), the others fetch and submit through a local exchange;
+    return scores, seconds and the tamper report."""
+    exchange = any(student not in by_hand for student in students)
     built = tmp / "built"
     classroom.build(built, chapters=chapters, check=False)
     course = tmp / "teacher" / "flowlab-course"
@@ -413,13 +431,14 @@ def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, exchange:
         env = dict(classroom._env(), HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
                    JUPYTERHUB_USER=student)
         for stem in chapters:
-            if exchange:
+            if student not in by_hand:
                 classroom.nbgrader(home, "fetch_assignment", stem, "--course", "flowlab", env=env)
                 path = home / stem / f"{stem}.ipynb"
             else:  # collected by hand: the student version, answered, put under submitted/
                 path = course / "submitted" / student / stem / f"{stem}.ipynb"
                 path.parent.mkdir(parents=True)
                 shutil.copy(course / "release" / stem / f"{stem}.ipynb", path)
+                (path.parent / "timestamp.txt").write_text("2027-01-15 10:00:00 UTC")  # when handed in
             nb = nbformat.read(path, 4)
             for cell in nb.cells:
                 grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
@@ -429,7 +448,7 @@ def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, exchange:
                     if code is not None:
                         cell.source = code
             nbformat.write(nb, path)
-            if exchange:
+            if student not in by_hand:
                 # on a hub each student is an account of their own; here one account submits for all
                 classroom.nbgrader(home, "submit", stem, "--course", "flowlab", f"--student={student}", env=env)
     seconds = 0.0
@@ -440,9 +459,10 @@ def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, exchange:
         classroom.nbgrader(course, "autograde", stem)
         seconds += time.perf_counter() - started
         classroom.nbgrader(course, "generate_feedback", stem)
-        if exchange:
-            classroom.nbgrader(course, "release_feedback", stem)
-    for student in students if exchange else ():
+        if exchange:  # to the students of the exchange (the others get the HTML files by hand)
+            classroom.nbgrader(course, "release_feedback", stem,
+                               f"--CourseDirectory.student_id_exclude={','.join(by_hand)}")
+    for student in [s for s in students if s not in by_hand]:
         home = tmp / "home" / student
         env = dict(classroom._env(), HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
                    JUPYTERHUB_USER=student)
@@ -471,27 +491,34 @@ def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, exchange:
             "seconds_per_student": seconds / len(students), "students_in_build": students_in_build}
 
 
-CHAPTERS_IN_TEST = ["autoregressive"]
+CHAPTERS_IN_TEST = ["autoregressive"]  # frames, assert stripping, rebinding and a warning, in 3 exercises
 
 
 def test_an_instructor_round_from_a_copied_course(tmp_path):
-    """A cheating student (rebinding the checkers, stripping the asserts of the next cell,
-    reading the checker's frames, an answer key, the class's own inverse, the book's numbers)
-    and a student whose right answers are written other ways (one warns on stderr)."""
-    result = classroom_round(tmp_path, CHAPTERS_IN_TEST, students=("other_forms", "cheater"))
+    """Five students: the solutions and right answers written other ways (one warns on stderr)
+    score full marks; typical mistakes (the book's published numbers among them) and a blank copy
+    zero; a cheater (reading the checker's frames, stripping the asserts of the next cell,
+    rebinding the checkers) zero on every exercise, and is in the tamper report. Two students
+    use the exchange, three hand in files."""
+    result = classroom_round(tmp_path, CHAPTERS_IN_TEST, by_hand=("solutions", "mistakes", "blank"))
     labels, per = result["labels"], result["per_exercise"]
     assert len(labels) == 3
-    for label in labels:
-        assert per[("other_forms", label)] == 1, label  # a warning, numpy types, a bootstrap: full marks
-        assert per[("cheater", label)] == 0, label  # every cheat scores zero
+    expected = {"solutions": 1, "other_forms": 1, "mistakes": 0, "blank": 0, "cheater": 0}
+    for student, score in expected.items():
+        for label in labels:
+            assert per[(student, label)] == score, (student, label)
     totals = {}
     for row in result["exported"]:
         totals[row["student_id"]] = totals.get(row["student_id"], 0.0) + float(row["raw_score"])
-    assert totals == {"other_forms": 3.0, "cheater": 0.0}
+    assert totals == {s: 3.0 * v for s, v in expected.items()}
     flagged = {r["cell"][: -len("-answer")] for r in result["report"] if r["student"] == "cheater"}
     assert {label for label in labels if label in TAMPERING} <= flagged
     assert not [r for r in result["report"] if r["student"] != "cheater"]
     assert result["students_in_build"] == 0  # the copy graded its own gradebook, not the build's
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    print(f"autograde: {result['seconds_per_student']:.1f} s per student for {len(CHAPTERS_IN_TEST)} chapter(s), "
+          f"load average {load}")
 
 
 def test_the_build_checks_itself_in_a_scratch_copy_and_never_deletes_a_live_course(tmp_path):
@@ -515,7 +542,7 @@ if __name__ == "__main__":  # the full round, for the record
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
-        result = classroom_round(Path(tmp), STEMS, exchange=False)
+        result = classroom_round(Path(tmp), STEMS, by_hand=STUDENTS)
     totals = {s: sum(v for (student, _), v in result["per_exercise"].items() if student == s) for s in STUDENTS}
     print(f"{len(result['labels'])} graded exercises in {len(STEMS)} chapters")
     for student in STUDENTS:

@@ -69,6 +69,7 @@ fl.fit(maf_two, x_two, steps=400, lr=5e-3, batch_size=256, progress=False);
     "universality": _IMPORTS + "from flowlab.exercises import universality as check\n\nf64 = torch.float64\n",
     "practice": _IMPORTS + "from flowlab import diagnostics as dg\nfrom flowlab.exercises import practice as check\n",
     "continuous": _IMPORTS + "from flowlab.exercises import continuous as check\n\nf64 = torch.float64\n",
+    "flow_matching": _IMPORTS + "from flowlab.exercises import flow_matching as check\n\nf64 = torch.float64\n",
 }
 
 # library densities that answer the change-of-variables exercises without the formula
@@ -590,6 +591,51 @@ k3 = f(t + h / 2, y + h / 2 * k2)
 k4 = f(t + h, y + h * k3)
 return bool(torch.allclose(got, y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), atol=1e-10))
 """),
+    # ---------------------------------------------------------------------------- flow matching
+    Variant("fm-ex-loss", ("cfm_loss",), """
+g = torch.Generator().manual_seed(fresh_seed())
+n = int(torch.randint(40, 120, (1,), generator=g))
+weights = (torch.randn(3, 16, generator=g, dtype=torch.float64), 0.5 * torch.randn(16, generator=g, dtype=torch.float64),
+           0.7 * torch.randn(16, 2, generator=g, dtype=torch.float64))
+
+
+def field_of(w1, b1, w2):
+    def field(t, z):  # a random time-conditioned field (data at t = 0)
+        t = torch.as_tensor(t, dtype=z.dtype).reshape(-1, 1).expand(len(z), 1)
+        return torch.tanh(torch.cat([z, t], 1) @ w1 + b1) @ w2
+    return field
+
+
+x = 1.5 * torch.randn(n, 2, generator=g, dtype=torch.float64) + torch.randn(2, generator=g, dtype=torch.float64)
+eps = torch.randn(n, 2, generator=g, dtype=torch.float64)
+t = torch.rand(n, generator=g, dtype=torch.float64)
+ok, out = call(cfm_loss, field_of(*[w.clone() for w in weights]), x.clone(), eps.clone(), t.clone(), name="cfm_loss")
+value = number("the value of cfm_loss", out) if ok else None
+if value is None:
+    return False
+field = field_of(*weights)
+z = (1 - t)[:, None] * x + t[:, None] * eps
+return close(value, float((field(t, z) - (eps - x)).square().sum(1).mean()), 1e-8)
+"""),
+    Variant("fm-ex-steps", ("evaluations",), """
+return whole("evaluations", evaluations) == 2
+""", text=[("How\nmany Euler steps, from $t = 1$ to $t = 0$, give its samples exactly (up to rounding)? Enter your\n"
+            "prediction, then run the cell below it. It builds such a field, the velocity of the straight\n"
+            "interpolation $z_t = (1-t)x + t\\,T(x)$ between the Gaussian data of this chapter and the base,\n"
+            "where $T(x) = (x - \\mu)/s$ is the map that standardizes them, and compares Euler's samples with\n"
+            "the exact ones, $x = \\mu + s\\,\\varepsilon$.",
+            "How\nmany evaluations of the field does the midpoint method (two evaluations per step) need, from\n"
+            "$t = 1$ to $t = 0$, to give its samples exactly (up to rounding)?")],
+        stub="evaluations = None  # your prediction: a whole number",
+        solution="evaluations = 2  # one midpoint step", public=_answered("evaluations"),
+        title="Predict: the field evaluations a straight field needs"),
+    Variant("fm-ex-floor", ("floor_3d",), """
+value = number("floor_3d", floor_3d)
+return value is not None and agrees(value, math.pi / 2 * (1.5 + 0.4 + 2.5))
+""", text=[("$s = (2, 0.3, 1)$ (`check.S`)", "$s = (1.5, 0.4, 2.5)$"),
+           ("The checker accepts three significant digits.", "Give it to three significant digits.")],
+        stub="floor_3d = None  # a number, for s = (1.5, 0.4, 2.5)",
+        solution="floor_3d = math.pi / 2 * (1.5 + 0.4 + 2.5)", public=_answered("floor_3d")),
 ]
 
 # helpers of a chapter's hidden tests (placed before the test's body)
