@@ -23,7 +23,6 @@ is wrong and by how much.
 from __future__ import annotations
 
 import copy
-import numbers
 from collections.abc import Callable
 
 import torch
