@@ -28,8 +28,9 @@ class TimeMLP(nn.Module):
     with :math:`e(t) = (\cos \pi k t, \sin \pi k t)_{k = 1}^{F}` (``freqs`` :math:`= F`) and
     :math:`\sigma` = tanh or softplus.
 
-    * ``g(t, z)`` with ``t`` a 0-dimensional tensor and ``z`` of shape ``(batch, features)``
-      returns ``(batch, features)``;
+    * ``g(t, z)`` with ``t`` a 0-dimensional tensor (one time for every row) or of shape
+      ``(batch,)`` (a time per row, as flow matching draws them) and ``z`` of shape
+      ``(batch, features)`` returns ``(batch, features)``;
     * ``g.jvp(t, z, v)`` also returns :math:`J v` for tangents ``v`` of shape
       ``(batch, features, K)`` (:math:`J = \partial g/\partial z`), propagated forward through
       the layers: :math:`K` times the matrix products of one evaluation, first-order
@@ -48,6 +49,8 @@ class TimeMLP(nn.Module):
         >>> z = torch.randn(5, 2)
         >>> g(torch.tensor(0.5), z).abs().max().item()  # zero at initialisation
         0.0
+        >>> g(torch.rand(5), z).shape  # a time per row
+        torch.Size([5, 2])
         >>> out, jv = g.jvp(torch.tensor(0.5), z, torch.eye(2).expand(5, 2, 2))
         >>> jv.shape
         torch.Size([5, 2, 2])
@@ -67,8 +70,8 @@ class TimeMLP(nn.Module):
         self.register_buffer("freqs", torch.arange(1, freqs + 1, dtype=torch.get_default_dtype()) * math.pi)
 
     def _input(self, t: Tensor, z: Tensor) -> Tensor:
-        wt = self.freqs.to(z.dtype) * t.to(z.dtype)
-        e = torch.cat([wt.cos(), wt.sin()]).expand(z.shape[0], -1)
+        wt = self.freqs.to(z.dtype) * t.to(z.dtype).reshape(-1, 1)  # one time, or one per row
+        e = torch.cat([wt.cos(), wt.sin()], dim=1).expand(z.shape[0], -1)
         return torch.cat([z, e], dim=1)
 
     def _act(self, a: Tensor) -> tuple[Tensor, Tensor]:

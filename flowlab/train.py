@@ -3,9 +3,10 @@ r"""Training: the one training loop that everything else uses.
 :class:`Training` is the loop, one step at a time. :func:`fit` runs it to the end with a
 progress bar; the live dashboard (:mod:`flowlab.live`) runs it in a background thread and the
 replay recorder (:func:`flowlab.replay.record`) takes snapshots between its steps, so all three
-train in exactly the same way. Each step minimizes one of the two objectives of
+train in exactly the same way. Each step minimizes one of the objectives of
 :mod:`flowlab.objectives`, :func:`~flowlab.objectives.forward_kl` on data or
-:func:`~flowlab.objectives.reverse_kl` on an unnormalized log-density. What a run records, :class:`~flowlab.history.History`, and the
+:func:`~flowlab.objectives.reverse_kl` on an unnormalized log-density (or, for a continuous
+flow, :func:`~flowlab.objectives.flow_matching` on data). What a run records, :class:`~flowlab.history.History`, and the
 held-out split, :func:`~flowlab.history.split`, live in :mod:`flowlab.history`.
 """
 
@@ -24,12 +25,22 @@ from ._checks import as_data, check_callable, check_positive_float, check_positi
 from .core import Flow, check_flow
 from .device import check_device
 from .history import History, split  # noqa: F401 - also flowlab.train.History and flowlab.train.split
-from .objectives import REVERSE_KL_SAMPLES, forward_kl, reverse_kl  # noqa: F401 - also flowlab.train.*
+from .objectives import (  # noqa: F401 - also flowlab.train.*
+    REVERSE_KL_SAMPLES, check_cnf_flow, flow_matching, forward_kl, reverse_kl)
+
+OBJECTIVES = ("forward_kl", "flow_matching")
+"""The objectives :class:`Training` takes by name for data (a log-density means the reverse KL)."""
 
 
 @torch.no_grad()
 def _mean_nll(flow: Flow, x: Tensor, chunk: int = 65536) -> float:
     return float(sum(-flow.log_prob(x[i : i + chunk]).sum() for i in range(0, len(x), chunk)) / len(x))
+
+
+def _all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every entry is finite, by one sum (a NaN or an infinity makes it non-finite): a
+    few microseconds, which a step of a small model notices (a norm per tensor costs more)."""
+    return math.isfinite(float(torch.cat([t.reshape(-1) for t in tensors]).sum()))
 
 
 def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -46,6 +57,24 @@ def _copy(into: list[Tensor], values: list[Tensor]) -> None:
         a.copy_(b)
 
 
+def _objective(flow: Flow, objective, log_density: bool) -> Callable | None:
+    """The loss of a batch, ``loss(flow, x, generator=...)``, for an ``objective`` setting."""
+    if log_density:
+        if objective not in (None, "reverse_kl"):
+            raise ValueError(f"objective={objective!r} learns from samples, but data is a log-density, which is "
+                             "learned by the reverse KL: leave objective=None, or pass samples as data.")
+        return None
+    if objective in (None, "forward_kl"):
+        return lambda flow, x, generator=None: forward_kl(flow, x)
+    if objective == "flow_matching":
+        check_cnf_flow("flow", flow)
+        return flow_matching
+    if callable(objective) and not isinstance(objective, str):
+        return objective
+    raise ValueError(f"objective must be one of {OBJECTIVES} or a function objective(flow, batch, generator=...) "
+                     f"returning the loss of a batch; got {objective!r}.")
+
+
 class Training:
     r"""One training run of a flow, step by step: the loop behind :func:`fit`, the live
     dashboard and the replays.
@@ -55,7 +84,7 @@ class Training:
     ``log_prob_fn(x)`` (:func:`reverse_kl` on ``batch_size`` samples of the flow per step).
     Every step is this::
 
-        loss = objective(batch)                      # forward or reverse KL
+        loss = objective(batch)                      # forward or reverse KL, or flow matching
         if loss is finite and not far above the lowest so far:
             loss.backward()
             if every gradient is finite:
@@ -65,6 +94,12 @@ class Training:
 
     **Options** (:func:`fit` passes all but ``patience``, ``lock`` and ``history`` on to it):
 
+    * ``objective``: with data, ``"forward_kl"`` (maximum likelihood, the default),
+      ``"flow_matching"`` (:func:`~flowlab.objectives.flow_matching`, for a flow whose
+      transform is a :class:`~flowlab.CNF`), or a function ``objective(flow, batch,
+      generator=...)`` that returns the loss of a batch, such as
+      ``functools.partial(flow_matching, coupling="ot")``; with a log-density, ``None`` (the
+      reverse KL). The held-out NLL is recorded whatever the objective.
     * ``steps``: the number of optimizer steps; ``lr``: Adam's learning rate;
       ``weight_decay``: Adam's weight decay (an L2 penalty on the parameters), 0 by default.
     * ``batch_size``: rows per step, drawn at random; with a log-density, samples of the flow
@@ -110,7 +145,8 @@ class Training:
 
     def __init__(self, flow: Flow, data, steps: int = 2000, lr: float = 5e-3, batch_size: int | None = 32,
                  valid=None, *, valid_every: int = 20, schedule: str = "cosine", weight_decay: float = 0.0,
-                 seed: int | None = 0, patience: int = 10, lock=None, history: History | None = None):
+                 seed: int | None = 0, patience: int = 10, lock=None, history: History | None = None,
+                 objective=None):
         check_flow("flow", flow)
         self.flow = flow
         self.total = check_positive_int("steps", steps)
@@ -130,6 +166,7 @@ class Training:
             raise ValueError("the flow has no trainable parameters.")
         device, dtype = self.params[0].device, self.params[0].dtype
         self.log_prob_fn = data if callable(data) and not isinstance(data, Tensor) else None
+        self.objective = _objective(flow, objective, self.log_prob_fn is not None)
         if self.log_prob_fn is not None:
             if isinstance(valid, float):
                 raise ValueError("valid=<fraction> splits data; with a log-density, pass held-out samples of the target or None.")
@@ -167,14 +204,15 @@ class Training:
         x = self.x
         if self.batch_size is not None and self.batch_size < len(x):
             x = x[torch.randint(len(x), (self.batch_size,), device=x.device, generator=self.generator)]
-        return forward_kl(self.flow, x)
+        return self.objective(self.flow, x, generator=self.generator)
 
     def step(self) -> float:
         """One step (see the class docstring); returns this step's loss."""
         if self.done:
             raise ValueError("this training run is over; start a new Training to train further.")
         start = time.perf_counter()
-        self.flow.train()
+        if not self.flow.training:  # after a validation (a whole-tree walk: not on every step)
+            self.flow.train()
         loss = self.loss()
         value = float(loss.detach())
         good = math.isfinite(value) and not (self.lowest < math.inf and value > self.lowest + 10 + 10 * abs(self.lowest))
@@ -184,7 +222,7 @@ class Training:
         if good:
             loss.backward()
             grads = [p.grad for p in self.params if p.grad is not None]
-            good = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))) if grads else True
+            good = _all_finite(grads) if grads else True
         with self.lock:
             self.step_count += 1
             self.history.loss.append(value)
@@ -289,6 +327,7 @@ def fit(
     seed: int | None = 0,
     progress: bool = True,
     callback: Callable[[int, float], bool | None] | None = None,
+    objective=None,
 ) -> History:
     r"""Train ``flow`` on ``data`` with Adam to the end of a :class:`Training` run; returns its
     :class:`History`. It is this loop, with a progress bar::
@@ -300,7 +339,8 @@ def fit(
         run.finish(keep_best)                 # best held-out parameters, eval mode
 
     ``data`` (samples, or an unnormalized log-density for the reverse KL), ``steps``, ``lr``,
-    ``batch_size``, ``valid``, ``valid_every``, ``schedule``, ``weight_decay`` and ``seed`` go to
+    ``batch_size``, ``valid``, ``valid_every``, ``schedule``, ``weight_decay``, ``seed`` and
+    ``objective`` (``"forward_kl"``, ``"flow_matching"`` or a function) go to
     :class:`Training`, whose docstring lists what each one does. The others are ``fit``'s own:
 
     * ``device``: where to train (the flow and data are moved there); by default where the
@@ -327,7 +367,7 @@ def fit(
     if device is not None:
         flow.to(check_device(device))
     run = Training(flow, data, steps, lr, batch_size, valid, valid_every=valid_every, schedule=schedule,
-                   weight_decay=weight_decay, seed=seed)
+                   weight_decay=weight_decay, seed=seed, objective=objective)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=run.total, disable=not progress, desc="training", leave=True)

@@ -28,3 +28,33 @@ def test_binder_pins_equal_the_pinned_set():
     missing = sorted(set(main) - set(binder) - {"-e ."})
     assert not extra and not missing, f"binder/requirements.txt differs: extra {extra}, missing {missing}"
     assert all("==" in r for r in main if not r.startswith("-")), "every requirement is pinned exactly"
+
+
+def test_binder_sets_the_save_hook_of_make_lab(tmp_path):
+    """postBuild writes a Jupyter server config whose pre-save hook is make lab's: a notebook
+    saved on Binder keeps no widget views (no "Error displaying widget" when reopened)."""
+    import re
+    import subprocess
+    import sys
+
+    from traitlets.config import Config
+
+    script = (ROOT / "binder" / "postBuild").read_text()
+    hook_part = script[script.index('mkdir -p "${HOME}/.jupyter"'):]
+    subprocess.run(["bash", "-c", hook_part], cwd=ROOT, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                   check=True)
+    config_file = tmp_path / ".jupyter" / "jupyter_server_config.py"
+    c = Config()
+    saved = list(sys.path)
+    try:
+        exec(config_file.read_text(), {"c": c})
+        hook = c.FileContentsManager.pre_save_hook
+        module, name = hook.rsplit(".", 1)
+        assert re.fullmatch(r"lab_server\.drop_widget_views", hook)
+        drop = getattr(__import__(module), name)
+    finally:
+        sys.path[:] = saved
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}}}]}]}
+    drop(model={"type": "notebook", "content": nb})
+    assert nb["cells"][0]["outputs"] == []

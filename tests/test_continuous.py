@@ -19,16 +19,6 @@ from flowlab.time_mlp import TimeMLP
 f64 = torch.float64
 
 
-def perturbed(cnf: fl.CNF, seed: int = 0, scale: float = 1.0) -> fl.CNF:
-    """Random parameters far from the identity start, in float64."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in cnf.parameters():
-            std = scale / math.sqrt(p.shape[1]) if p.dim() > 1 else 0.5 * scale
-            p.add_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return cnf.double()
-
-
 def points(n=12, d=2, seed=1):
     return 1.5 * torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=f64)
 
@@ -36,7 +26,7 @@ def points(n=12, d=2, seed=1):
 def cnf(steps=8, seed=0, scale=1.0, **kw) -> fl.CNF:
     torch.manual_seed(seed)
     kw.setdefault("hidden", (16, 16))
-    return perturbed(fl.CNF(2, steps=steps, **kw), seed, scale)
+    return shaken(fl.CNF(2, steps=steps, **kw), scale, seed, fan_in=True).double()
 
 
 def tol(steps: int) -> float:
@@ -162,7 +152,7 @@ class AutogradOnly(nn.Module):
 def test_time_mlp_jvp_against_autograd(activation):
     torch.manual_seed(0)
     g = TimeMLP(3, hidden=(8, 8), activation=activation).double()
-    perturbed(g, seed=2)
+    shaken(g, 1.0, seed=2, fan_in=True)
     z = points(6, 3)
     t = torch.tensor(0.3, dtype=f64)
     jac = autograd_jacobian(lambda v: g(t, v), z)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import flowlab as fl
+from flowlab.testing import shaken
 from flowlab.lipschitz import LipSwish, SpectralLinear, lipschitz_mlp
 from flowlab.numerics import fixed_point, logdet_exact, logdet_roulette, logdet_series, series_bound
 from flowlab.testing import autograd_ladj, check_transform, density_integral
@@ -22,14 +23,6 @@ def _matrix(eigenvalues, seed=0):
     d = len(eigenvalues)
     p = torch.eye(d, dtype=f64) + 0.4 * torch.randn(d, d, generator=g, dtype=f64)
     return p @ torch.diag(torch.tensor(eigenvalues, dtype=f64)) @ torch.linalg.inv(p)
-
-
-def _shake(module, scale=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module
 
 
 # ------------------------------------------------------------------------------------------
@@ -236,7 +229,7 @@ def test_bad_terms_and_mode():
 
 def _block(seed=0, **kw):
     torch.manual_seed(seed)
-    block = _shake(fl.ResidualBlock(2, hidden=(16, 16), **kw), scale=0.5, seed=seed)
+    block = shaken(fl.ResidualBlock(2, hidden=(16, 16), **kw), scale=0.5, seed=seed)
     block.refresh()
     return block
 
@@ -381,13 +374,13 @@ def test_planar_contract_both_branches(u_scale):
 
 def test_planar_flow_density_integrates_to_one():
     torch.manual_seed(1)
-    flow = fl.Flow(_shake(fl.PlanarFlow(2, layers=3), scale=0.8), fl.StandardNormal(2)).double()
+    flow = fl.Flow(shaken(fl.PlanarFlow(2, layers=3), scale=0.8), fl.StandardNormal(2)).double()
     assert abs(density_integral(flow, lim=9, n=300) - 1) < 2e-3
 
 
 def test_sylvester_orthogonal_q_and_ladj():
     torch.manual_seed(0)
-    t = _shake(fl.Sylvester(3, m=2), scale=0.7).double()
+    t = shaken(fl.Sylvester(3, m=2), scale=0.7).double()
     q = t.q()
     assert torch.allclose(q.T @ q, torch.eye(2, dtype=f64), atol=1e-12)
     z = 2 * torch.randn(6, 3, dtype=f64)

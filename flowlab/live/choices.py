@@ -136,11 +136,20 @@ class Family:
     """A flow family of the dashboard: ``build(features, settings) -> Transform`` calls a public
     recipe with the settings it uses, named in ``knobs`` (the dashboard hides the others).
     ``may_fold`` marks a family whose map is not injective by construction: after each run the
-    dashboard counts the grid points where it folds the plane (:func:`flowlab.testing.folds`)."""
+    dashboard counts the grid points where it folds the plane (:func:`flowlab.testing.folds`).
+    ``objective`` is what :class:`flowlab.Training` minimizes on data (``None``: maximum
+    likelihood)."""
 
     build: Callable[[int, dict], Transform]
     knobs: tuple[str, ...] = ()
     may_fold: bool = False
+    objective: str | None = None
+
+
+def objective_name(family: str, target) -> str:
+    """What the dashboard's caption calls the objective of ``family`` on ``target``."""
+    objective = FAMILIES[family].objective
+    return objective.replace("_", " ") if objective is not None else target.objective
 
 
 def _two(s: dict) -> tuple[int, int]:
@@ -178,6 +187,8 @@ FAMILIES: dict[str, Family] = {
     "planar": Family(lambda d, s: PlanarFlow(d, 2 * s["layers"])),
     "continuous (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete"),
                                may_fold=True),
+    "flow matching (CNF)": Family(lambda d, s: CNF(d, _two(s), steps=max(s["layers"], 4), trace="discrete"),
+                                  may_fold=True, objective="flow_matching"),
 }
 """Flow families by name. Every transformer of :mod:`flowlab.transformers` appears with a
 masked conditioner (K parts) and with the recurrent one; the integral transformer uses 16
@@ -192,4 +203,6 @@ of that discrete map (``trace="discrete"``), so that the solver's error cannot i
 likelihood. Its density is then exact for the discrete map wherever that map is injective,
 which holds when the steps are small for the field; a fixed-step solve of a field that varies
 quickly can fold the plane (the Jacobian determinant changes sign), and there the formula
-counts points twice. The dashboard checks for folds on its grid after every run."""
+counts points twice. The dashboard checks for folds on its grid after every run. The
+flow-matching family is the same CNF, trained by :func:`flowlab.objectives.flow_matching`
+(no ODE solve per step) instead of maximum likelihood; its pictures are drawn the same way."""

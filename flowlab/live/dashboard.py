@@ -12,7 +12,7 @@ import html
 import types
 
 from ..device import available_devices
-from .choices import FAMILIES, target_names
+from .choices import FAMILIES, objective_name, target_names
 from .session import Session
 from .settings import Setting, label
 
@@ -299,7 +299,7 @@ class Trainer:
         ui.image.value = s.picture
         ui.plot.value = s.chart.svg if s.chart is not None else ""
         ui.caption.value = (f'<span style="opacity:0.8">{html.escape(s.caption)} '
-                            f"Objective: {s.target_object.objective}.</span>")
+                            f"Objective: {objective_name(s.settings['family'], s.target_object)}.</span>")
         first, *rest = s.progress()
         speed = [p for p in rest if p.endswith("steps/s")]  # hidden once the kernel is gone (STYLE)
         words = [f"<b>{html.escape(first)}</b>"] + [html.escape(p) for p in rest if p not in speed]

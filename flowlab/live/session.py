@@ -276,7 +276,7 @@ class Session:
             try:
                 run = Training(self.flow, target.data, s["steps"], s["lr"], s["batch_size"], target.valid,
                                valid_every=self.valid_every, seed=run_seed(s["seed"], self.step_count),
-                               lock=self._lock, history=self.history)
+                               lock=self._lock, history=self.history, objective=FAMILIES[s["family"]].objective)
             except (ValueError, RuntimeError) as e:
                 self.fail(f"Cannot start: {e}", e)
                 return
@@ -498,5 +498,5 @@ class Session:
         return record(flow, target.data, steps, every, s["lr"], s["batch_size"], target.valid,
                       seed=run_seed(s["seed"], 0), painter=painter, threads=self.threads, reference=target.reference,
                       reference_label=target.reference_label, points_label=target.points_label,
-                      valid_every=self.valid_every,
+                      valid_every=self.valid_every, objective=FAMILIES[s["family"]].objective,
                       title=title if title is not None else f"{s['family']} on {target.name}, {steps} steps")

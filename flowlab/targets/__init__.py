@@ -62,13 +62,14 @@ def _check_circles(noise, factor) -> tuple[float, float]:
 
 
 def circles(n: int, noise: float = 0.05, factor: float = 0.5, seed: int | None = None) -> Tensor:
-    r"""Two noisy concentric rings, standardized: the notes' opening data set.
+    r"""Two noisy concentric rings, standardized: the opening data set of the book
+    (flowtorch's introductory example).
 
     Half the points (in expectation) lie on the unit circle and half on the circle of radius
     ``factor``, at uniformly random angles; Gaussian noise of standard deviation ``noise`` is
     added to each coordinate. The result is divided by the population standard deviation
     :math:`s = \sqrt{(1 + \text{factor}^2)/4 + \text{noise}^2}` of each coordinate, so it has
-    mean 0 and variance 1 per coordinate, like ``StandardScaler`` in the notes, but with the
+    mean 0 and variance 1 per coordinate, like scikit-learn's ``StandardScaler``, but with the
     exact constant, which makes :func:`circles_log_prob` the exact density of these samples.
     (scikit-learn's ``make_circles`` puts its points at evenly spaced angles; here angles are
     random, so the points are independent draws.)
