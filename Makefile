@@ -64,6 +64,7 @@ test: $(VENV)/.installed chromium
 lab: $(VENV)/.installed
 	$(THREADS_ENV) $(BIN)/python _ext/lab_server.py
 
-# Instructor and student notebooks of the auto-graded exercises, graded once each way (a few minutes).
+# The nbgrader course, one assignment per chapter, checked in a scratch copy (minutes); never deletes
+# a course with submissions. `make classroom CHAPTERS=circles,linear` builds only those chapters.
 classroom: $(VENV)/.installed
-	$(THREADS_ENV) $(BIN)/python -m flowlab.classroom --out _build/classroom
+	$(THREADS_ENV) $(BIN)/python _ext/classroom/classroom.py --out _build/classroom $(if $(CHAPTERS),--chapters $(CHAPTERS))

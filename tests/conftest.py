@@ -49,8 +49,11 @@ def pytest_configure(config):
 
 BROWSER = {"test_browser.py", "test_replay_browser.py", "test_jupyterlab.py"}
 """Test modules that drive Chromium (and, for JupyterLab, a Jupyter server)."""
-CLASSROOM = {"test_classroom.py::test_classroom_grades_solutions_full_and_blank_zero"}
-"""Tests that build the nbgrader course and grade it."""
+CLASSROOM = {
+    "test_classroom.py::test_an_instructor_round_from_a_copied_course",
+    "test_classroom.py::test_the_build_checks_itself_in_a_scratch_copy_and_never_deletes_a_live_course",
+}
+"""Tests that build the nbgrader course and grade it with nbgrader (minutes)."""
 SLOW = {
     "test_cdf.py::test_kr_jacobian_is_triangular_and_carries_the_density",
     "test_cdf.py::test_kr_map_of_the_banana_and_of_the_mixture_match_closed_forms",

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import flowlab as fl
-from flowlab.exercises import autoregressive as ex
 
 f64 = torch.float64
 D = 6
@@ -110,21 +109,6 @@ def test_conditioner_dependencies_and_constant_first_part(kind, x):
         depends[:, j] = (cond(bumped) - cond(x)).abs().amax(dim=(0, 2)) > 1e-12
     assert torch.equal(depends, part[:, None] > part[None, :])
     assert not depends[part == 0].any()
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_inverting_takes_exactly_k_passes(kind, x):
-    layer = _layer(kind)
-    part = _part(layer)
-    z, _ = layer(x)
-    assert layer.passes == (D if kind == "RNN" else kind) - 1  # part 0 from constants, no pass
-    last = int(part.max())
-    for p in range(0, layer.passes + 1):
-        err = (layer.inverse(z, passes=p)[0] - x).abs()
-        assert float(err[:, part <= p].max()) < 1e-10  # the first p + 1 parts are exact
-        if p < layer.passes:
-            assert float(err[:, part == last].max()) > 1e-8  # the last part is not yet
-    torch.testing.assert_close(layer.inverse(z)[0], x, atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("kind", KINDS)

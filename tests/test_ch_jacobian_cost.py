@@ -7,7 +7,6 @@ machine to assert on. What is tested is every identity the chapter relies on.
 from __future__ import annotations
 
 
-import math
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ import torch
 
 import flowlab as fl
 from flowlab import numerics
-from flowlab.exercises import jacobians as ex
 
 
 def perturbed(transform, scale=0.3, seed=0):
@@ -59,11 +57,6 @@ def test_structured_ladj_equals_slogdet_of_the_autograd_jacobian(make):
         assert torch.allclose(ladj + ladj_inv, torch.zeros_like(ladj), atol=1e-8)
 
 
-def test_sum_of_log_diagonal_equals_slogdet_for_triangular_matrices():
-    L = ex.lower_triangular(50, seed=1)
-    assert float(L.diagonal().abs().log().sum()) == pytest.approx(float(torch.linalg.slogdet(L).logabsdet), abs=1e-10)
-
-
 def test_brute_force_training_follows_the_structured_one():
     """Same start, same batches: the losses of the two trainings agree step by step."""
     d = 4
@@ -94,114 +87,3 @@ def test_brute_force_training_follows_the_structured_one():
     cheap, brute = train(False), train(True)
     assert len(set(cheap.round(6))) > 1  # the parameters did move
     assert np.abs(cheap - brute).max() < 1e-4
-
-
-def test_triangular_linear_map_with_exponential_diagonal():
-    torch.manual_seed(0)
-    d = 128
-    theta = 0.1 * torch.randn(d, dtype=torch.float64)
-    W = torch.tril(torch.randn(d, d, dtype=torch.float64), -1) / d**0.5 + torch.diag(theta.exp())
-    assert float(torch.linalg.slogdet(W).logabsdet) == pytest.approx(float(theta.sum()), abs=1e-9)
-
-
-@pytest.mark.parametrize("k", [1, 2, 5])
-def test_matrix_determinant_lemma(k):
-    U, V = ex.low_rank_factors(200, k, seed=k)
-    full = torch.linalg.slogdet(torch.eye(200, dtype=torch.float64) + U @ V.T)
-    small = torch.linalg.slogdet(torch.eye(k, dtype=torch.float64) + V.T @ U)
-    assert float(full.logabsdet) == pytest.approx(float(small.logabsdet), abs=1e-9)
-    assert float(full.sign) == float(small.sign)
-
-
-def local_slope(d, t, d_min=0):
-    keep = d >= d_min
-    return np.polyfit(np.log(d[keep]), np.log(t[keep]), 1)[0]
-
-
-def test_overhead_flattens_the_measured_slope():
-    """The chapter's explanation, on exact synthetic timings t = a + b d^k."""
-    d = 2.0 ** np.arange(1, 21)
-    a, b, k = 1e-4, 1e-10, 3
-    t = a + b * d**k
-    assert local_slope(d[:5], t[:5]) < 0.01  # overhead only
-    assert local_slope(d, t, d_min=2**14) == pytest.approx(k, abs=0.01)  # arithmetic only
-    middle = local_slope(d[:12], t[:12], d_min=2**9)
-    assert 0.1 < middle < k  # in between: too flat
-
-
-# ------------------------------------------------------------------ exercise checkers
-
-
-def test_check_triangular_logdet(capsys):
-    L = ex.lower_triangular(6)
-    assert (L.diagonal() < 0).any()
-    assert ex.check_triangular_logdet(lambda L: L.diagonal().abs().log().sum())
-    assert ex.check_triangular_logdet(lambda L: float(sum(math.log(abs(v)) for v in L.diagonal().tolist())))
-    assert "Correct" in capsys.readouterr().out
-    # the forbidden shortcuts are refused, though they give the right number
-    for shortcut in (lambda L: torch.linalg.slogdet(L).logabsdet, lambda L: torch.det(L).abs().log(),
-                     lambda L: L.slogdet()[1]):
-        assert not ex.check_triangular_logdet(shortcut)
-        assert "forbids" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(lambda L: L.diagonal().sum())
-    assert "trace" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(lambda L: L.diagonal().prod())
-    assert "det L itself" in capsys.readouterr().out
-    # no abs: right by accident on the matrix with two negative entries, NaN on the one with one
-    assert not ex.check_triangular_logdet(lambda L: L.diagonal().prod().log())
-    assert "negative" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(lambda L: L.diagonal().log().sum())
-    assert "negative" in capsys.readouterr().out
-    # the log of the product overflows on the large matrix
-    assert not ex.check_triangular_logdet(lambda L: L.diagonal().prod().abs().log())
-    assert "overflows" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(lambda L: None)
-    assert "Not answered yet" in capsys.readouterr().out
-    assert not ex.check_triangular_logdet(lambda L: torch.zeros(3))
-    assert "single number" in capsys.readouterr().out
-
-
-def test_check_low_rank_logdet(capsys):
-    def right(U, V):
-        return torch.linalg.slogdet(torch.eye(U.shape[1], dtype=U.dtype) + V.T @ U).logabsdet
-
-    assert ex.check_low_rank_logdet(right)
-    assert "Correct" in capsys.readouterr().out
-    assert not ex.check_low_rank_logdet(lambda U, V: torch.linalg.slogdet(torch.eye(len(U), dtype=U.dtype) + U @ V.T)[1])
-    assert "forbids" in capsys.readouterr().out
-    assert not ex.check_low_rank_logdet(lambda U, V: torch.linalg.slogdet(V.T @ U).logabsdet)
-    assert "identity is missing" in capsys.readouterr().out
-    assert not ex.check_low_rank_logdet(lambda U, V: torch.trace(V.T @ U))
-    assert "first term" in capsys.readouterr().out
-    assert not ex.check_low_rank_logdet(lambda U, V: None)
-
-
-def test_check_cubic_extrapolation(capsys):
-    t = 0.01
-    ratio = 12288 / 512
-    assert ex.check_cubic_extrapolation(t, t * ratio**3)
-    assert not ex.check_cubic_extrapolation(t, t * ratio)
-    assert "linear" in capsys.readouterr().out
-    assert not ex.check_cubic_extrapolation(t, t * ratio**2)
-    assert "quadratic" in capsys.readouterr().out
-    assert not ex.check_cubic_extrapolation(t, t * ratio * 3)
-    assert "third power" in capsys.readouterr().out
-    assert not ex.check_cubic_extrapolation(t, None)
-
-
-def test_check_slope(capsys):
-    d = np.array([2, 4, 8, 16, 32, 64, 128, 256, 512])
-    t = 1e-4 + 1e-7 * d**2.0
-    keep = d >= 64
-    right = np.polyfit(np.log(d[keep]), np.log(t[keep]), 1)[0]
-    assert ex.check_slope(d, t, right, d_min=64)
-    assert not ex.check_slope(d, t, np.polyfit(np.log(d), np.log(t), 1)[0], d_min=64)
-    assert "over all d" in capsys.readouterr().out
-    assert not ex.check_slope(d, t, np.polyfit(d[keep], t[keep], 1)[0], d_min=64)
-    assert "linear axes" in capsys.readouterr().out
-    assert not ex.check_slope(d, t, np.polyfit(np.log(t[keep]), np.log(d[keep]), 1)[0], d_min=64)
-    assert "swapped" in capsys.readouterr().out
-    assert ex.check_slope(d, t, round(right, 2), d_min=64)  # as the chapter's table prints it
-    assert not ex.check_slope(d, t, right + 0.02, d_min=64)
-    assert not ex.check_slope(d, t, None)
-    assert not ex.check_slope(d, t[:3], 1.0)

@@ -10,14 +10,11 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from arviz_stats.base import array_stats
 
 import flowlab as fl
 from flowlab import diagnostics as dg
-from flowlab.exercises import practice as ex
 
 f64 = torch.float64
 REPO = Path(__file__).resolve().parent.parent
@@ -82,96 +79,6 @@ def test_new_targets_reject_bad_input():
         fl.targets.funnel_log_prob(torch.zeros(3, 2), scale=0.0)
     with pytest.raises(ValueError, match="theta"):
         fl.targets.logistic_log_prob(torch.zeros(4, 3))
-
-
-# --------------------------------------------------------------------------------------------
-# the chapter's use of arviz-stats for k-hat
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sp", [1.5, 2.0])
-def test_khat_as_the_chapter_computes_it(sp):
-    # target N(0, sp^2), proposal N(0, 1): the weights' tail has Pareto shape k = 1 - 1/sp^2
-    x = torch.randn(20_000, dtype=f64, generator=torch.Generator().manual_seed(0))
-    log_w = -0.5 * x**2 / sp**2 + 0.5 * x**2
-    khat = float(array_stats.psislw(-log_w.numpy())[1])  # the sign: arviz's leave-one-out convention
-    assert khat == pytest.approx(1 - 1 / sp**2, abs=0.1)
-
-
-def test_khat_of_a_wider_proposal_is_small():
-    x = 2.0 * torch.randn(20_000, dtype=f64, generator=torch.Generator().manual_seed(0))
-    log_w = -0.5 * x**2 + 0.5 * (x / 2.0) ** 2  # bounded weights
-    assert float(array_stats.psislw(-log_w.numpy())[1]) < 0.3
-
-
-# --------------------------------------------------------------------------------------------
-# exercise checkers
-# --------------------------------------------------------------------------------------------
-
-
-def test_ess_limit_closed_form_against_quadrature():
-    for s in (2.0, 0.8):
-        t = np.linspace(-30, 30, 200_001)
-        p2_over_q = np.exp(-(t**2)) / (2 * math.pi) / (np.exp(-(t**2) / (2 * s * s)) / (s * math.sqrt(2 * math.pi)))
-        chi2 = p2_over_q.sum() * (t[1] - t[0]) - 1
-        assert ex.ess_limit(s) == pytest.approx(1 / (1 + chi2), rel=1e-8)
-
-
-def test_check_ess_limit(capsys):
-    assert ex.check_ess_limit(math.sqrt(7) / 4, math.sqrt(0.28) / 0.64)
-    assert not ex.check_ess_limit(None, None)
-    assert "No answer yet" in capsys.readouterr().out
-    assert not ex.check_ess_limit(4 / math.sqrt(7), math.sqrt(0.28) / 0.64)  # 1 + chi^2
-    assert "inverse" in capsys.readouterr().out
-    assert not ex.check_ess_limit(4 / math.sqrt(7) - 1, math.sqrt(0.28) / 0.64)  # chi^2
-    assert "chi^2 itself" in capsys.readouterr().out
-    assert not ex.check_ess_limit(math.sqrt(7) / 4, ex.ess_limit(1 / 0.8))  # target and proposal swapped
-    assert "swaps" in capsys.readouterr().out
-
-
-def test_check_collapse(capsys):
-    assert ex.check_collapse(-math.log(2), 1.0)
-    assert "Measured" in capsys.readouterr().out
-    assert not ex.check_collapse(math.log(2), 1.0)
-    assert "sign" in capsys.readouterr().out
-    assert not ex.check_collapse(0.0, 1.0)
-    assert "unbiased" in capsys.readouterr().out
-    assert not ex.check_collapse(-math.log(2), 0.5)
-    assert "equal" in capsys.readouterr().out
-    assert not ex.check_collapse(-math.log(2), 0.0)
-    assert "exact limit" in capsys.readouterr().out
-
-
-def test_collapsed_proposal_is_what_the_exercise_says():
-    log_w = ex.collapsed_proposal_log_weights()
-    assert float(log_w.std()) < 1e-6
-    assert dg.log_z(log_w)[0] - fl.targets.two_modes_log_z() == pytest.approx(-math.log(2), abs=1e-6)
-
-
-def test_check_ess(capsys):
-    def right(log_w):
-        w = torch.exp(log_w - log_w.max())
-        return float(w.sum() ** 2 / (w**2).sum())
-
-    assert ex.check_ess(right)
-    assert ex.check_ess(lambda lw: float(torch.exp(2 * torch.logsumexp(lw, 0) - torch.logsumexp(2 * lw, 0))))
-    capsys.readouterr()
-
-    def naive(log_w):
-        w = torch.exp(log_w)
-        return float(w.sum() ** 2 / (w**2).sum())
-
-    assert not ex.check_ess(naive)
-    assert "max" in capsys.readouterr().out
-    assert not ex.check_ess(lambda lw: right(lw) / len(lw))
-    assert "ESS/N" in capsys.readouterr().out
-    assert not ex.check_ess(lambda lw: float(lw.sum() ** 2 / (lw**2).sum()))
-    assert "log-weights" in capsys.readouterr().out
-    assert not ex.check_ess(lambda lw: dg.ess(lw))  # the library's answer is blocked during the check
-    assert "raised" in capsys.readouterr().out
-    assert dg.ess(torch.zeros(4)) == pytest.approx(4.0)  # and restored afterwards
-    assert not ex.check_ess(lambda lw: None)
-    assert "returned None" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import torch
 
 import flowlab as fl
 from flowlab import quantile_lab as ql
-from flowlab.exercises import universality as ex
 from flowlab.numerics import knothe_rosenblatt
 
 f64 = torch.float64
@@ -134,63 +133,6 @@ def test_explorer_follows_its_sliders_and_trains_a_flow():
     assert e.flow is not None and e.status.value.startswith("trained 40 steps")
     e.scales[0].value = 1.0  # a new mixture drops the old flow
     assert e.flow is None
-
-
-# --------------------------------------------------------------------------------------------
-# exercise checkers
-# --------------------------------------------------------------------------------------------
-
-
-def test_gaussian_kr_checker(capsys):
-    L = torch.linalg.cholesky(ex.SIGMA)
-    assert ex.check_gaussian_kr(torch.linalg.inv(L))
-    assert ex.check_gaussian_kr([[0.5, 0.0], [-0.5, 1.0]])
-    for wrong, word in [(L, "L itself"), (L.T, "L^T"), (torch.linalg.inv(ex.SIGMA), "precision"),
-                        (-torch.linalg.inv(L), "signs")]:
-        assert not ex.check_gaussian_kr(wrong)
-        assert word in capsys.readouterr().out
-    e, V = torch.linalg.eigh(ex.SIGMA)
-    assert not ex.check_gaussian_kr(V @ torch.diag(e.rsqrt()) @ V.T)
-    assert "symmetric square root" in capsys.readouterr().out
-    P = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=f64)
-    assert not ex.check_gaussian_kr(P @ torch.linalg.inv(torch.linalg.cholesky(P @ ex.SIGMA @ P)) @ P)
-    assert "other order" in capsys.readouterr().out
-    assert not ex.check_gaussian_kr(None)
-    assert "No answer" in capsys.readouterr().out
-    assert not ex.check_gaussian_kr([[1.0, 2.0, 3.0]])
-    assert "shape" in capsys.readouterr().out
-
-
-def test_ordering_checker(capsys):
-    for right in ["x2 first", "X2 first", (1, 0), "x2 -> x1"]:
-        assert ex.check_ordering(right)
-    for wrong, word in [("x1 first", "bimodal"), ((0, 1), "bimodal"), ("both", "one ordering fails"),
-                        ("neither", "one ordering works"), ("sideways", "answer with")]:
-        capsys.readouterr()
-        assert not ex.check_ordering(wrong)
-        assert word in capsys.readouterr().out
-
-
-def test_inverse_cdf_checker(capsys):
-    assert ex.check_inverse_cdf(lambda u: torch.sqrt(-2 * torch.log1p(-u)))
-    assert ex.check_inverse_cdf(lambda u: (-2 * torch.log(1 - u)).sqrt())
-    for wrong, word in [
-        (lambda u: torch.sqrt(-2 * torch.log(u)), "decreases"),
-        (lambda u: 1 - torch.exp(-(u**2) / 2), "CDF"),
-        (lambda u: torch.sqrt(-torch.log1p(-u)), "factor 2"),
-        (lambda u: -2 * torch.log1p(-u), "square root"),
-        (lambda u: torch.sqrt(-2 * torch.log1p(-u)) + 1e-5, "closed form"),
-        (lambda u: u, "off by"),
-        (lambda u: None, "returned None"),
-        (lambda u: u[:10], "shape"),
-    ]:
-        capsys.readouterr()
-        assert not ex.check_inverse_cdf(wrong)
-        assert word in capsys.readouterr().out
-    # a table-based quantile (flowlab.numerics) is close but not closed form: rejected
-    grid = torch.linspace(0, 12, 2401, dtype=f64)
-    F, _ = fl.numerics.cdf_table(lambda t: t * torch.exp(-(t**2) / 2), grid)
-    assert not ex.check_inverse_cdf(lambda u: fl.numerics.quantile(u, grid, F))
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 MARKER = "# Building"
 COLAB_BOOK = f"/content/{repository(ROOT).name}"
 COLAB_LIST = "/tmp/flowlab-chapters.txt"
-# imported by flowlab only to build the classroom (a tool, not a chapter) or by IPython's own kernel
-NOT_CHAPTER_IMPORTS = {"nbformat", "nbgrader", "IPython"}
+# imported by IPython's own kernel, not by a chapter
+NOT_CHAPTER_IMPORTS = {"IPython"}
 
 
 def _source(cell) -> str:

@@ -10,8 +10,10 @@ same points hard, and is larger by as much as the two columns are correlated.
 Example:
     >>> import math
     >>> from flowlab.exercises import circles as ex
-    >>> ex.check_paired_difference(lambda a, b: (float((a - b).mean()), float((a - b).std()) / math.sqrt(len(a))))
-    Correct: the mean difference is -0.0497 +- 0.0022 nats (paired); the unpaired error bar would be 0.0446, 20 times wider.
+    >>> ex.check_paired_difference(lambda a, b: ((a - b).mean(), (a - b).std() / math.sqrt(len(a))))
+    Correct: the mean of nll_a - nll_b and its paired standard error sd / sqrt(n),
+    on two columns of the checker's own, where the unpaired error bar is more than
+    ten times wider.
     True
 """
 
@@ -21,10 +23,13 @@ import math
 
 import torch
 
-from ._feedback import close as _close
-from ._feedback import number as _number
+from ._feedback import agrees, call, checker, fresh_seed, number, say
 
 __all__ = ["check_paired_difference", "paired_columns"]
+
+# a bootstrap standard error from B >= 200 resamples has a relative standard deviation of about
+# 1 / sqrt(2 B) = 0.05: three of those are accepted
+_SE_SLACK = 3 / math.sqrt(2 * 200)
 
 
 def paired_columns(n: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,50 +42,52 @@ def paired_columns(n: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return a, b
 
 
-def check_paired_difference(paired_difference) -> bool:
+@checker
+def check_paired_difference(paired_difference, seed: int | None = None) -> bool:
     r"""Exercise: ``paired_difference(nll_a, nll_b)`` returns the mean of :math:`a_i - b_i` and its
-    paired standard error :math:`\operatorname{sd}(a - b)/\sqrt n` (either ``std`` convention).
+    paired standard error :math:`\operatorname{sd}(a - b)/\sqrt n` (either ``std`` convention,
+    or a bootstrap estimate from 200 or more resamples).
 
-    Tried on `paired_columns`; names the usual slips: ``b - a``, the unpaired error bar, the
-    standard deviation without :math:`\sqrt n`."""
-    if not callable(paired_difference):
-        print("Not yet: pass your function itself, check_paired_difference(paired_difference), not its result.")
-        return False
-    a, b = paired_columns()
-    n = len(a)
-    try:
-        result = paired_difference(a.clone(), b.clone())
-    except Exception as error:  # noqa: BLE001 - any mistake in the student's code is reported, not raised
-        print(f"Not yet: paired_difference raised {type(error).__name__}: {error}")
-        return False
-    if result is None:
-        print("No answer yet: paired_difference should return two numbers, (mean difference, standard error).")
+    Tried on :func:`paired_columns` of a size and seed drawn at each call; names the usual slips:
+    ``b - a``, the unpaired error bar, the standard deviation without :math:`\sqrt n`."""
+    seed = fresh_seed() if seed is None else seed
+    n = 2000 + seed % 3000
+    a, b = paired_columns(n, seed)
+    ok, result = call(paired_difference, a.clone(), b.clone(), name="paired_difference")
+    if not ok:
         return False
     if not isinstance(result, (tuple, list)) or len(result) != 2:
-        print(f"Not yet: paired_difference should return two numbers, (mean difference, standard error); got {result!r}.")
+        say("Not yet: paired_difference should return two numbers, (mean difference, standard error); "
+            f"got {type(result).__name__}.")
         return False
-    mean, se = _number("the mean difference", result[0]), _number("the standard error", result[1])
+    mean, se = number("the mean difference", result[0]), number("the standard error", result[1])
     if mean is None or se is None:
         return False
     d = a - b
     right_mean, right_se = float(d.mean()), float(d.std()) / math.sqrt(n)
     unpaired = math.sqrt(float(a.var()) / n + float(b.var()) / n)
-    if _close(mean, -right_mean, 1e-6) and not _close(mean, right_mean, 1e-6):
-        print(f"Not yet: the mean difference has the wrong sign ({mean:.4f}): take nll_a - nll_b, not nll_b - nll_a.")
+    if not agrees(mean, right_mean):
+        if agrees(mean, -right_mean):
+            say(f"Not yet: the mean difference has the wrong sign ({mean:.4f}): take nll_a - nll_b, not "
+                "nll_b - nll_a.")
+        else:
+            say("Not yet: the mean difference should be the mean of nll_a - nll_b over the points.")
         return False
-    if not _close(mean, right_mean, 1e-6):
-        print(f"Not yet: the mean difference should be the mean of nll_a - nll_b, {right_mean:.4f}; got {mean:.4f}.")
-        return False
-    if abs(se - right_se) <= 1e-3 * right_se:  # sample or population std: they differ by 1/(2n)
-        print(f"Correct: the mean difference is {mean:.4f} +- {se:.4f} nats (paired); the unpaired error bar would "
-              f"be {unpaired:.4f}, {unpaired / right_se:.0f} times wider.")
+    if abs(se / right_se - 1) <= _SE_SLACK:
+        say("Correct: the mean of nll_a - nll_b and its paired standard error sd / sqrt(n), on two columns of "
+            "the checker's own" + (", where the unpaired error bar is more than ten times wider." if
+                                   unpaired > 10 * right_se else ")."))
         return True
-    if abs(se - unpaired) <= 1e-3 * unpaired:
-        print(f"Not yet: {se:.4f} is the unpaired error bar, sqrt(se_a^2 + se_b^2). Both models find the same points "
-              "hard, so take the standard error of the per-point differences nll_a - nll_b instead.")
-    elif abs(se - right_se * math.sqrt(n)) <= 1e-3 * right_se * math.sqrt(n):
-        print(f"Not yet: {se:.4f} is the standard deviation of the differences; the standard error of their mean "
-              f"divides it by sqrt(n) = sqrt({n}).")
+    if abs(se / unpaired - 1) <= _SE_SLACK:
+        say("Not yet: that is the unpaired error bar, sqrt(se_a^2 + se_b^2). Both models find the same points "
+            "hard, so take the standard error of the per-point differences nll_a - nll_b instead.")
+    elif abs(se / (right_se * math.sqrt(n)) - 1) <= _SE_SLACK:
+        say("Not yet: that is the standard deviation of the differences; the standard error of their mean "
+            "divides it by sqrt(n).")
+    elif abs(se / (right_se / math.sqrt(n)) - 1) <= _SE_SLACK:
+        say("Not yet: that is the standard deviation divided by n; the standard error of a mean of n values "
+            "divides it by sqrt(n).")
     else:
-        print(f"Not yet: the paired standard error is sd(nll_a - nll_b) / sqrt(n) = {right_se:.4f}; got {se:.4f}.")
+        say(f"Not yet: the standard error is {se / right_se:.2g} times the paired one, sd(nll_a - nll_b) / "
+            "sqrt(n).")
     return False

@@ -1,30 +1,34 @@
 r"""Checkers for the exercises of the chapter on flow matching.
 
-Each checker compares the student's answer with one it computes itself, after the student's code
-has run, prints what it found and returns ``True`` when the answer is right; it never raises.
-:func:`check_cfm_loss` calls the student's function on a vector field, points and times that it
-draws at each call. A wrong answer is compared with the typical mistakes (the time convention of
-libraries that put the noise at :math:`t = 0`, a flipped target, a mean over coordinates, the
-variance instead of the standard deviation...) and the message names the one it matches.
+Each checker compares the student's answer with one it computes itself, says what it found and
+returns a true verdict when the answer is right; it never raises. :func:`check_cfm_loss` calls
+the student's function on a vector field, points and times that it draws at each call, and
+computes the right loss only after the function has returned. A wrong answer is compared with
+the typical mistakes (the time convention of libraries that put the noise at :math:`t = 0`, a
+flipped target, a mean over coordinates, the variance instead of the standard deviation...) and
+the message names the one it matches.
 
 Example:
     >>> from flowlab.exercises import flow_matching as ex
     >>> ex.check_straight_steps(1)
-    Correct: along a straight path at constant speed the velocity never changes, so one Euler step from the base lands exactly on the end of the path.
+    Correct: along a straight path at constant speed the velocity never changes, so
+    one Euler step from the base lands exactly on the end of the path.
     True
     >>> ex.check_gaussian_floor(0.0)
-    Not yet: 0 would mean that the lines through a point never disagree. Many pairs (x, eps) pass through the same point at the same time with different velocities eps - x: the floor is their conditional variance.
+    Not yet: 0 would mean that the lines through a point never disagree. Many pairs
+    (x, eps) pass through the same point at the same time with different velocities
+    eps - x: the floor is their conditional variance.
     False
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Callable
 
 import torch
 
-from ._feedback import close, number
+from ._feedback import agrees, call, checker, close, fresh_seed, number, say
 
 __all__ = ["S", "check_cfm_loss", "check_gaussian_floor", "check_straight_steps"]
 
@@ -43,96 +47,87 @@ def _field(seed: int) -> torch.nn.Module:
     return shaken(field, scale=0.6, seed=seed, fan_in=True).double().requires_grad_(False)
 
 
-def _typical(value: float, mistakes, tol: float, prefix: str = "") -> bool:
+def _typical(value: float, mistakes, same: Callable[[float, float], bool], prefix: str = "") -> bool:
     """Say which typical mistake of the table ``(wrong value, why)`` the answer is, if any."""
-    why = next((why for wrong, why in mistakes if close(value, wrong, tol)), None)
+    why = next((why for wrong, why in mistakes if same(value, wrong)), None)
     if why is not None:
-        print(f"Not yet: {prefix}{why}")
+        say(f"Not yet: {prefix}{why}")
     return why is not None
 
 
-def check_cfm_loss(cfm_loss, seed: int | None = None) -> bool:
-    r"""Check ``cfmloss(x, eps, t)``: the mean over rows of
+@checker
+@torch.no_grad()
+def check_cfm_loss(cfm_loss: Callable, n: int = 64, seed: int | None = None) -> bool:
+    r"""Check ``cfm_loss(field, x, eps, t)``: the mean over rows of
     :math:`\lVert g(t, z_t) - (\varepsilon - x)\rVert^2` with :math:`z_t = (1-t)x + t\varepsilon`
-    (data at :math:`t = 0`), on a field, 64 points and times drawn at each call (``seed`` fixes
-    them)."""
-    if cfm_loss is None or not callable(cfm_loss):
-        print("No answer yet: define cfmloss(x, eps, t) and pass the function itself.")
-        return False
-    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    (data at :math:`t = 0`), on a field, ``n`` points and times drawn at each call (``seed``
+    fixes them), to a relative 1e-8."""
+    seed = fresh_seed() % 2**31 if seed is None else seed
     g = torch.Generator().manual_seed(seed)
-    field = _field(seed % 2**31)
-    n = 64
     x = 1.5 * torch.randn(n, 2, generator=g, dtype=torch.float64) + torch.randn(2, generator=g, dtype=torch.float64)
     eps = torch.randn(n, 2, generator=g, dtype=torch.float64)
     t = torch.rand(n, generator=g, dtype=torch.float64)
-    try:
-        out = cfm_loss(field, x.clone(), eps.clone(), t.clone())
-    except NotImplementedError:
-        print("No answer yet: cfm_loss is still a stub. Fill in its body and run the cell again.")
+    ok, out = call(cfm_loss, _field(seed), x.clone(), eps.clone(), t.clone(), name="cfm_loss")
+    if not ok:
         return False
-    except Exception as e:  # noqa: BLE001 - any failure of the student's code is reported
-        print(f"Not yet: cfm_loss raised {type(e).__name__}: {e}")
-        return False
-    if out is None:
-        print("No answer yet: cfm_loss returned None. Fill in its body and run the cell again.")
-        return False
-    if isinstance(out, torch.Tensor):
-        out = out.detach()
     value = number("the value of cfm_loss", out)
     if value is None:
         return False
-    def loss(z, target):  # the right loss, and the typical mistakes, on this call's inputs
+    field = _field(seed)  # a fresh copy: the student's function had the other one
+
+    def loss(z, target):  # the loss of a point and a target, on this call's inputs
         return float((field(t, z) - target).square().sum(1).mean())
 
     tt = t[:, None]
-    right = loss((1 - tt) * x + tt * eps, eps - x)
+    path, other_time = (1 - tt) * x + tt * eps, (1 - tt) * eps + tt * x
+    right = loss(path, eps - x)
     if close(value, right, 1e-8):
-        print("Correct: z_t = (1 - t) x + t eps, target eps - x, the squared norm averaged over the rows.")
+        say("Correct: z_t = (1 - t) x + t eps, target eps - x, the squared norm averaged over the rows.")
         return True
-    other_time = (1 - tt) * eps + tt * x  # noise at t = 0, data at t = 1
     mistakes = [
-        (loss(other_time, x - eps), "this is the loss in the time convention of libraries that put the "
-         "noise at t = 0 and the data at t = 1 (z_t = (1 - t) eps + t x, target x - eps). In this book the data "
-         "sit at t = 0: z_t = (1 - t) x + t eps, and the velocity is eps - x."),
-        (loss((1 - tt) * x + tt * eps, x - eps), "the target has the wrong sign: along z_t = (1 - t) x + "
-         "t eps the velocity is dz_t/dt = eps - x."),
-        (loss(other_time, eps - x), "z_t has its ends swapped: at t = 0 it should be the data x, at t = 1 "
-         "the base point eps."),
+        (loss(other_time, x - eps), "this is the loss in the time convention of libraries that put the noise at "
+         "t = 0 and the data at t = 1 (z_t = (1 - t) eps + t x, target x - eps). In this book the data sit at "
+         "t = 0: z_t = (1 - t) x + t eps, and the velocity is eps - x."),
+        (loss(path, x - eps), "the target has the wrong sign: along z_t = (1 - t) x + t eps the velocity is "
+         "dz_t/dt = eps - x."),
+        (loss(other_time, eps - x), "z_t has its ends swapped: at t = 0 it should be the data x, at t = 1 the "
+         "base point eps."),
         (right / 2, "this is the squared error averaged over the coordinates as well; the loss of this chapter "
          "sums the squares over the coordinates (the squared norm) and averages over the rows."),
         (right * n, "this is the sum over the rows; take the mean."),
-        (float((field(t, (1 - tt) * x + tt * eps) - (eps - x)).norm(dim=1).mean()), "the norm is not squared."),
-        (loss((1 - tt) * x + tt * eps, torch.zeros_like(x)), "the target is missing: the field is "
-         "compared with eps - x."),
+        (float((field(t, path) - (eps - x)).norm(dim=1).mean()), "the norm is not squared."),
+        (loss(path, torch.zeros_like(x)), "the target is missing: the field is compared with eps - x."),
     ]
-    if _typical(value, mistakes, 1e-8):
+    if _typical(value, mistakes, lambda a, b: close(a, b, 1e-8)):
         return False
-    print(f"Not yet: cfm_loss returned {value:.6g}, the loss is {right:.6g} on the checker's inputs. Check the "
-          "point z_t, the time given to the field (one per row) and the target eps - x.")
+    say(f"Not yet: cfm_loss returned {value:.6g}, the loss is {right:.6g} on the checker's inputs. Check the "
+        "point z_t, the time given to the field (one per row) and the target eps - x.")
     return False
 
 
+@checker
 def check_straight_steps(steps) -> bool:
-    r"""The number of Euler steps that integrate a field with straight, constant-speed paths exactly: 1."""
+    r"""The number of Euler steps that integrate a field with straight, constant-speed paths
+    exactly: 1 (``1.0``, ``np.int64(1)`` and a one-element tensor are accepted)."""
     value = number("steps", steps)
     if value is None:
         return False
     if value == 1:
-        print("Correct: along a straight path at constant speed the velocity never changes, so one Euler step "
-              "from the base lands exactly on the end of the path.")
+        say("Correct: along a straight path at constant speed the velocity never changes, so one Euler step "
+            "from the base lands exactly on the end of the path.")
         return True
     if value == 4:
-        print("Not yet: 4 is the number of field evaluations in one RK4 step. Euler's method needs fewer here: "
-              "how does the velocity change along a straight path at constant speed?")
+        say("Not yet: 4 is the number of field evaluations in one RK4 step. Euler's method needs fewer here: "
+            "how does the velocity change along a straight path at constant speed?")
     elif value < 1 or value != round(value):
-        print(f"Not yet: {value:g} is not a number of steps; give a whole number of at least 1.")
+        say(f"Not yet: {value:g} is not a number of steps; give a whole number of at least 1.")
     else:
-        print(f"Not yet: {value:g} steps would be needed for a curved path. Along a straight path at constant "
-              "speed the velocity never changes: what does one Euler step do then?")
+        say(f"Not yet: {value:g} steps would be needed for a curved path. Along a straight path at constant "
+            "speed the velocity never changes: what does one Euler step do then?")
     return False
 
 
+@checker
 def check_gaussian_floor(floor, s=S) -> bool:
     r"""The minimum of the conditional flow-matching loss (straight path, independent pairs) for
     data :math:`\mathcal N(\mu, \operatorname{diag}(s^2))` and a standard normal base:
@@ -143,9 +138,9 @@ def check_gaussian_floor(floor, s=S) -> bool:
     s = torch.as_tensor(s, dtype=torch.float64)
     d, total = len(s), float(s.sum())
     right = math.pi / 2 * total
-    if close(value, right, 1e-3):
-        print(f"Correct: (pi / 2) x ({' + '.join(f'{v:g}' for v in s.tolist())}) = {right:.4f}; each coordinate "
-              "contributes pi s / 2, whatever the mean.")
+    if agrees(value, right):
+        say(f"Correct: (pi / 2) x ({' + '.join(f'{v:g}' for v in s.tolist())}) = {right:.4f}; each coordinate "
+            "contributes pi s / 2, whatever the mean.")
         return True
     mistakes = [
         (0.0, "would mean that the lines through a point never disagree. Many pairs (x, eps) pass through the same "
@@ -159,8 +154,8 @@ def check_gaussian_floor(floor, s=S) -> bool:
                                   "smallest loss: the best field predicts part of eps - x from z_t."),
         (math.pi / 2 * total / d, "is the floor divided by the dimension: the loss sums over the coordinates."),
     ]
-    if _typical(value, mistakes, 1e-3, f"{value:g} "):
+    if _typical(value, mistakes, agrees, f"{value:g} "):
         return False
-    print(f"Not yet: {value:g} is not it. Compute Var[eps - X | z_t] per coordinate from the joint Gaussian of "
-          "(eps - X, z_t), then integrate it over t in [0, 1].")
+    say(f"Not yet: {value:g} is not it. Compute Var[eps - X | z_t] per coordinate from the joint Gaussian of "
+        "(eps - X, z_t), then integrate it over t in [0, 1].")
     return False
