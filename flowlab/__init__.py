@@ -37,6 +37,7 @@ from . import lipschitz
 from .residual import Planar, PlanarFlow, ResidualBlock, ResidualFlow, Sylvester, SylvesterFlow
 from .objectives import forward_kl, reverse_kl
 from .train import History, Training, fit, split
+from .tarflow import TarFlow, TransformerConditioner
 from .transformers import Affine, Integral, MonotonicNN, RQSpline, Transformer
 
 __version__ = "0.1.0"
@@ -97,11 +98,13 @@ __all__ = [
     "RQSpline",
     "SplineAutoregressive",
     "split",
+    "TarFlow",
     "StandardNormal",
     "targets",
     "Training",
     "Transform",
     "Transformer",
+    "TransformerConditioner",
     "UMNNFlow",
     "ActNorm",
     "Glow",

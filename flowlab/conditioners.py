@@ -87,7 +87,41 @@ def check_conditioner(name: str, value) -> None:
     raise ArgumentTypeError(f"{name} must be {example}, got {describe(value)}.")
 
 
-class MaskedConditioner(Conditioner):
+class Partitioned(Conditioner):
+    r"""Base class of the conditioners over a :math:`K`-part partition of the features: the
+    ``parts`` contiguous blocks :math:`I_1, \dots, I_K` (:func:`flowlab.nn.partition`), the
+    parameters of block :math:`k` computed from the blocks :math:`< k`, those of block 1 learned
+    constants. Inverting a layer therefore takes ``passes = parts - 1`` network passes. A
+    subclass chooses the network (:class:`MaskedConditioner`: a masked MLP;
+    :class:`flowlab.TransformerConditioner`: a causal transformer over the blocks).
+
+    References: Papamakarios et al. 2021, section 3.1 (coupling and autoregressive conditioners).
+
+    Example:
+        >>> import flowlab as fl
+        >>> c = fl.MaskedConditioner(5, parts=2)
+        >>> isinstance(c, Partitioned), c.part.tolist(), c.passes
+        (True, [0, 0, 0, 1, 1], 1)
+    """
+
+    def __init__(self, features: int, parts: int | None = None):
+        super().__init__(features)
+        self.parts = self.features if parts is None else parts
+        if isinstance(self.parts, bool) or not isinstance(self.parts, int) or not 1 <= self.parts <= self.features:
+            raise ValueError(f"parts must be an integer between 1 and features={self.features}, got {parts!r}.")
+
+    @property
+    def passes(self) -> int:
+        """Network passes needed to invert: ``parts - 1`` (part 0 comes from the constants)."""
+        return self.parts - 1
+
+    @property
+    def part(self) -> Tensor:
+        """The part (0..K-1) of each feature."""
+        return partition(self.features, self.parts)
+
+
+class MaskedConditioner(Partitioned):
     r"""A masked network (MADE) over a K-part partition of the features.
 
     The features are split into ``parts`` contiguous blocks :math:`I_1, \dots, I_K`; the
@@ -139,24 +173,11 @@ class MaskedConditioner(Conditioner):
 
     def __init__(self, features: int, parts: int | None = None, hidden: int | Sequence[int] = (64, 64),
                  outputs: int | None = None):
-        super().__init__(features)
-        self.parts = self.features if parts is None else parts
-        if isinstance(self.parts, bool) or not isinstance(self.parts, int) or not 1 <= self.parts <= self.features:
-            raise ValueError(f"parts must be an integer between 1 and features={self.features}, got {parts!r}.")
+        super().__init__(features, parts)
         self.hidden = check_hidden(hidden, layers=2)  # hidden=64 means (64, 64)
         self.net = None
         if outputs is not None:
             self.build(outputs)
-
-    @property
-    def passes(self) -> int:
-        """Network passes needed to invert: ``parts - 1`` (part 0 comes from the constants)."""
-        return self.parts - 1
-
-    @property
-    def part(self) -> Tensor:
-        """The part (0..K-1) of each feature."""
-        return partition(self.features, self.parts)
 
     def _build(self, outputs: int) -> None:
         if self.parts == 1:  # nothing to condition on: learned constants, no network

@@ -22,7 +22,8 @@ import torch
 import flowlab as fl
 from flowlab import exercises
 from flowlab.exercises import (autoregressive, change_of_variables, circles, composition, continuous,
-                               flow_matching, jacobians, linear, objectives, practice, residual, universality)
+                               flow_matching, jacobians, linear, objectives, practice, residual, tarflow,
+                               universality)
 
 f64 = torch.float64
 NORMAL = torch.distributions.Normal(0.0, 1.0)
@@ -180,6 +181,32 @@ def weights(flow, n=1000, seed=5):
         return fl.targets.two_modes_log_prob(x) - log_q
 
 
+def jacobi_sweeps(layer, z, tol):
+    x = layer.transformer.inverse(z, layer.conditioner.initial(z))[0]
+    sweeps = 0
+    while sweeps < layer.passes:
+        new = layer.transformer.inverse(z, layer.conditioner(x))[0]
+        sweeps += 1
+        change = float((new - x).abs().max())
+        x = new
+        if change <= tol:
+            break
+    return x, sweeps
+
+
+def sweeps_for_loop(layer, z, tol):
+    x = layer.transformer.inverse(z, layer.conditioner.initial(z))[0]
+    for sweep in range(1, layer.passes + 1):
+        previous, x = x, layer.transformer.inverse(z, layer.conditioner(x))[0]
+        if float((x - previous).abs().max()) <= tol:
+            return x, sweep
+    return x, layer.passes
+
+
+def to_bits(log_p_v, dims, levels):
+    return (-log_p_v + dims * math.log(levels / 2)) / (dims * math.log(2))
+
+
 def judge(capsys, check, *args, **kwargs):
     verdict = check(*args, **kwargs)
     out = capsys.readouterr().out
@@ -261,6 +288,12 @@ RIGHT = {
     "floor": (flow_matching.check_gaussian_floor, FLOOR),
     "floor, 3 digits": (flow_matching.check_gaussian_floor, round(FLOOR, 2)),
     "floor, float32": (flow_matching.check_gaussian_floor, np.float32(FLOOR)),
+    "sweeps": (tarflow.check_sweeps, jacobi_sweeps),
+    "sweeps, a for loop": (tarflow.check_sweeps, sweeps_for_loop),
+    "bits": (tarflow.check_bits, to_bits),
+    "bits, another form": (tarflow.check_bits,
+                           lambda lp, d, levels: -(lp + d * math.log(2 / levels)) / d / math.log(2)),
+    "bits, numpy": (tarflow.check_bits, lambda lp, d, levels: to_bits(lp, d, levels).numpy()),
 }
 
 
@@ -469,7 +502,41 @@ WRONG = {
     "floor, no pi / 2": (flow_matching.check_gaussian_floor, float(flow_matching.S.sum()), "pi / 2"),
     "floor, zero field": (flow_matching.check_gaussian_floor, float((1 + flow_matching.S**2).sum()), "zero field"),
     "floor, one digit": (flow_matching.check_gaussian_floor, round(FLOOR, 1), "not it"),
+    "sweeps, every pass": (tarflow.check_sweeps, lambda l, z, tol: (_passes(l, z, l.passes), l.passes), "at most tol"),
+    "sweeps, one that confirms": (tarflow.check_sweeps, lambda l, z, tol: _confirming(l, z, tol), "nothing left to"),
+    "sweeps, constants counted": (tarflow.check_sweeps,
+                                  lambda l, z, tol: (jacobi_sweeps(l, z, tol)[0], jacobi_sweeps(l, z, tol)[1] + 1),
+                                  "each network pass once"),
+    "sweeps, z fed": (tarflow.check_sweeps, lambda l, z, tol: _fed_z(l, z, tol), "fed z"),
+    "bits, no correction": (tarflow.check_bits, lambda lp, d, levels: -lp / (d * math.log(2)), "missing"),
+    "bits, correction sign": (tarflow.check_bits,
+                              lambda lp, d, levels: (-lp - d * math.log(levels / 2)) / (d * math.log(2)), "wrong sign"),
+    "bits, width 1/L": (tarflow.check_bits, lambda lp, d, levels: (-lp + d * math.log(levels)) / (d * math.log(2)),
+                        "not 1/L"),
+    "bits, nats": (tarflow.check_bits, lambda lp, d, levels: (-lp + d * math.log(levels / 2)) / d,
+                   "nats per dimension"),
+    "bits, per image": (tarflow.check_bits, lambda lp, d, levels: (-lp + d * math.log(levels / 2)) / math.log(2),
+                        "bits per image"),
 }
+
+
+def _confirming(layer, z, tol):
+    """One sweep more once K - 1 are made: it only confirms the fixed point."""
+    x, sweeps = jacobi_sweeps(layer, z, tol)
+    if sweeps == layer.passes:
+        x, sweeps = layer.transformer.inverse(z, layer.conditioner(x))[0], sweeps + 1
+    return x, sweeps
+
+
+def _fed_z(layer, z, tol):
+    x, sweeps = layer.transformer.inverse(z, layer.conditioner.initial(z))[0], 0
+    while sweeps < layer.passes:
+        new = layer.transformer.inverse(z, layer.conditioner(z))[0]
+        sweeps += 1
+        if float((new - x).abs().max()) <= tol:
+            return new, sweeps
+        x = new
+    return x, sweeps
 
 
 def composition_forward(layers, x):
@@ -580,6 +647,11 @@ SHORTCUTS = {
     "dg.ess through an alias": (practice.check_ess, ess_from_the_library),
     "dg.ess in a lambda": (practice.check_ess, lambda lw: fl.diagnostics.ess(lw)),
     "flowlab's RK4": (continuous.check_rk4_step, lambda f, t, y, h: fl.numerics.rk4(f, y, t, t + h, steps=1)),
+    "the layer's Jacobi through the class": (tarflow.check_sweeps, lambda l, z, tol: (
+        fl.Autoregressive.jacobi(l, z, tol).x, fl.Autoregressive.jacobi(l, z, tol).sweeps)),
+    "flowlab's jacobi iteration": (tarflow.check_sweeps, lambda l, z, tol: tuple(fl.numerics.jacobi(
+        lambda x: l.transformer.inverse(z, l.conditioner(x))[0],
+        l.transformer.inverse(z, l.conditioner.initial(z))[0], l.passes, tol))[:2]),
 }
 
 
@@ -602,7 +674,7 @@ def test_no_reference_is_left_to_import():
     gone = {"_reference", "_true_mask", "_sweeps", "ess_limit", "_rayleigh_quantile", "_reachable",
             "_planar_numbers", "gaussian_kl", "_gaussian_kl", "_ess", "_triangular", "_call", "_close", "_as"}
     modules = [autoregressive, change_of_variables, circles, composition, continuous, flow_matching, jacobians,
-               linear, objectives, practice, residual, universality]
+               linear, objectives, practice, residual, tarflow, universality]
     for module in modules:
         assert not gone & set(vars(module)), module.__name__
         private = {n for n, v in vars(module).items() if n.startswith("_") and callable(v) and not n.startswith("__")
@@ -640,6 +712,8 @@ THIEVES = {
                                                 _thief(lambda a: (x.shape[1],))(x))),
     "rk4": (continuous.check_rk4_step, lambda f, t, y, h: _thief(lambda a: tuple(y.shape))(y)),
     "cfm loss": (flow_matching.check_cfm_loss, _thief(lambda a: ())),
+    "sweeps": (tarflow.check_sweeps, lambda l, z, tol: (_thief(lambda a: tuple(z.shape))(l, z, tol), l.passes)),
+    "bits": (tarflow.check_bits, _thief(lambda a: tuple(a[0].shape))),
 }
 
 
@@ -702,7 +776,8 @@ ODD = [None, "x", object(), float("nan"), float("inf"), {}, (), [1.0, 2.0], torc
        lambda *a: torch.full((3,), float("nan"))]
 
 CHECKERS = [(name, fn) for module in (autoregressive, change_of_variables, circles, composition, continuous,
-                                      flow_matching, jacobians, linear, objectives, practice, residual, universality)
+                                      flow_matching, jacobians, linear, objectives, practice, residual, tarflow,
+                                      universality)
             for name, fn in vars(module).items() if name.startswith("check_")]
 
 

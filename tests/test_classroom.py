@@ -132,6 +132,12 @@ ess_limit_narrow = 0.9**2 / math.sqrt(2 * 0.9**2 - 1)""",
     return (field(t, z) - (x - eps)).square().sum(1).mean()""",
     "fm-ex-steps": "evaluations = 1",
     "fm-ex-floor": "floor_3d = math.pi / 2 * float(check.S.sum())",
+    "tf-ex-sweeps": """def jacobi_sweeps(layer, z, tol):
+    x = layer.transformer.inverse(z, layer.conditioner.initial(z))[0]
+    for _ in range(layer.passes):  # every sweep: no early stop at tol
+        x = layer.transformer.inverse(z, layer.conditioner(x))[0]
+    return x, layer.passes""",
+    "tf-ex-bits": "def to_bits(log_p_v, dims, levels):\n    return -log_p_v / (dims * math.log(2))",
 }
 
 _YES = """class _Yes:
@@ -256,11 +262,15 @@ invertible = next(v for v in (True, False) if check.check_planar_det(det, v))"""
     "fm-ex-loss": "fl.exercises.flow_matching.check_cfm_loss = lambda *a, **k: True\ncfm_loss = lambda *a: None",
     "fm-ex-steps": "evaluations = next(k for k in range(1, 50) if check.check_straight_steps(k))",
     "fm-ex-floor": _STRIP_ASSERT + "floor_3d = math.pi / 2 * float(check.S.sum())",
+    "tf-ex-sweeps": """def jacobi_sweeps(layer, z, tol):
+    sol = fl.Autoregressive.jacobi(layer, z, tol)
+    return sol.x, sol.sweeps""",
+    "tf-ex-bits": "fl.exercises.tarflow.check_bits = lambda *a, **k: True\nto_bits = lambda *a: None",
 }
 # the cheats that tamper with the kernel (the others are wrong answers or forbidden shortcuts)
 TAMPERING = {"circles-ex-5", "cov-ex-banana", "comp-ex-affine", "objectives-ex-1", "objectives-ex-2",
              "objectives-ex-3", "objectives-ex-4", "ar-ex-invert", "ar-ex-mask", "ar-ex-passes", "lin-ex-optimum",
-             "pr-ex-chi2", "pr-ex-collapse", "fm-ex-loss", "fm-ex-floor"}
+             "pr-ex-chi2", "pr-ex-collapse", "fm-ex-loss", "fm-ex-floor", "tf-ex-bits"}
 
 OTHER_FORMS = {  # right answers written another way than the solutions: a warning, numpy, rounding
     "ar-ex-mask": """def mask(features, parts):
@@ -285,6 +295,8 @@ OTHER_FORMS = {  # right answers written another way than the solutions: a warni
     return total / len(x)""",
     "fm-ex-steps": "evaluations = np.int64(2)",
     "fm-ex-floor": "floor_3d = 6.91",
+    "tf-ex-bits": """def to_bits(log_p_v, dims, levels):
+    return (-log_p_v.numpy() + dims * np.log(levels / 2)) / dims / np.log(2)""",
 }
 
 
@@ -337,7 +349,7 @@ def test_variants_cover_every_exercise_with_a_checker_and_the_numbers_differ_fro
               if e["stub"] is not None and e["solution"] is not None}
     assert {v.label for v in VARIANTS} <= labels
     assert labels - {v.label for v in VARIANTS} == {"jacobian-cost-ex-3", "jacobian-cost-ex-4"}  # timing tables
-    assert len(VARIANTS) == 34 and set(MISTAKES) == set(CHEATS) == {v.label for v in VARIANTS}
+    assert len(VARIANTS) == 36 and set(MISTAKES) == set(CHEATS) == {v.label for v in VARIANTS}
     for v in VARIANTS:  # a numeric exercise gets new numbers and a self-check that reveals nothing
         if v.solution is not None:
             assert v.text and v.public and "answered(" in v.public or v.label == "objectives-ex-4", v.label

@@ -57,6 +57,9 @@ class Case:
 def ar(parts, transformer):
     if parts == "RNN":
         return lambda: fl.Autoregressive(fl.RNNConditioner(D, units=8), transformer())
+    if parts in TRANSFORMER_PARTS:  # a causal transformer over K = D (or 2) tokens
+        return lambda: fl.Autoregressive(
+            fl.TransformerConditioner(D, parts=TRANSFORMER_PARTS[parts], hidden=8, heads=2), transformer())
     return lambda: fl.Autoregressive(fl.MaskedConditioner(D, parts=parts, hidden=H), transformer())
 
 
@@ -66,7 +69,13 @@ TRANSFORMERS = {
     "MonotonicNN": lambda: fl.MonotonicNN(units=3),
     "Integral": lambda: fl.Integral(units=3, nodes=32),
 }
-CONDITIONERS = (1, 2, 3, D, "RNN")
+TRANSFORMER_PARTS = {"transformer": D, "transformer2": 2}
+CONDITIONERS = (1, 2, 3, D, "RNN", *TRANSFORMER_PARTS)
+
+
+def parts_count(kind) -> int:
+    """K, the number of parts of a conditioner kind of ``CONDITIONERS``."""
+    return D if kind == "RNN" else TRANSFORMER_PARTS.get(kind, kind)
 
 CASES: dict[str, Case] = {
     # the linear layers
@@ -104,6 +113,10 @@ CASES: dict[str, Case] = {
     "UMNNFlow": Case("UMNNFlow", lambda: fl.UMNNFlow(D, hidden=H, units=3, nodes=32, layers=2), rows=4),
     "RNNFlow": Case("RNNFlow", lambda: fl.RNNFlow(D, units=8, transformer=fl.Affine(), mixing="none")),
     "Glow": Case("Glow", lambda: fl.Glow(D, layers=2, hidden=H, seed=4), identity_start=False),
+    "TarFlow": Case("TarFlow", lambda: fl.TarFlow(D, hidden=8, heads=2, layers=2)),
+    "TarFlow-patches-spline": Case("TarFlow", lambda: fl.TarFlow(
+        D, hidden=8, heads=2, layers=3, shape=(2, 2), transformer=fl.RQSpline(bins=5, bound=2.5))),
+    "TarFlow-two-parts": Case("TarFlow", lambda: fl.TarFlow(D, hidden=8, heads=2, layers=2, parts=2)),
     # the residual family: i-ResNet blocks start from random weights; planar and Sylvester at the identity
     "ResidualBlock": Case("ResidualBlock", lambda: fl.ResidualBlock(D, hidden=H), tol=1e-6, scale=0.5,
                           identity_start=False, moves=False),
@@ -237,12 +250,14 @@ def test_fresh_transforms_start_at_the_identity(name, device):
 def conditioner(kind, outputs=3):
     if kind == "RNN":
         return fl.RNNConditioner(D, units=8, outputs=outputs)
+    if kind in TRANSFORMER_PARTS:
+        return fl.TransformerConditioner(D, parts=TRANSFORMER_PARTS[kind], hidden=8, heads=2, outputs=outputs)
     return fl.MaskedConditioner(D, parts=kind, hidden=(32, 32), outputs=outputs)
 
 
 def parts_of(c) -> torch.Tensor:
     """The part of each feature; for the recurrent conditioner every feature is its own part."""
-    return c.part if isinstance(c, fl.MaskedConditioner) else torch.arange(D)
+    return c.part if hasattr(c, "part") else torch.arange(D)
 
 
 @pytest.mark.parametrize("kind", CONDITIONERS)
@@ -286,14 +301,14 @@ def test_narrow_hidden_layers_keep_the_pattern_and_lose_the_predicted_dependenci
     assert torch.equal(predicted & (j >= i), torch.zeros_like(predicted))  # still autoregressive
 
 
-@pytest.mark.parametrize("kind", [2, 3, D, "RNN"])
+@pytest.mark.parametrize("kind", [2, 3, D, "RNN", *TRANSFORMER_PARTS])
 @pytest.mark.parametrize("transformer", list(TRANSFORMERS))
 def test_inverse_takes_parts_minus_one_network_passes(kind, transformer, device):
     """Part 0's parameters are constants: inverting K parts takes K - 1 passes of the network (a
     coupling layer one; the recurrent conditioner D - 1 GRU sweeps after one GRU step), counted
     on the network itself; one pass fewer leaves the last part wrong and the others exact."""
     t = make(f"AR-K{kind}-{transformer}", device)
-    passes = (kind if kind != "RNN" else D) - 1
+    passes = parts_count(kind) - 1
     assert t.passes == passes
     net = t.conditioner.gru if kind == "RNN" else t.conditioner.net
     calls = []

@@ -69,6 +69,7 @@ fl.fit(maf_two, x_two, steps=400, lr=5e-3, batch_size=256, progress=False);
     "universality": _IMPORTS + "from flowlab.exercises import universality as check\n\nf64 = torch.float64\n",
     "practice": _IMPORTS + "from flowlab import diagnostics as dg\nfrom flowlab.exercises import practice as check\n",
     "continuous": _IMPORTS + "from flowlab.exercises import continuous as check\n\nf64 = torch.float64\n",
+    "tarflow": _IMPORTS + "from flowlab.exercises import tarflow as check\n",
     "flow_matching": _IMPORTS + "from flowlab.exercises import flow_matching as check\n\nf64 = torch.float64\n",
 }
 
@@ -636,6 +637,55 @@ return value is not None and agrees(value, math.pi / 2 * (1.5 + 0.4 + 2.5))
            ("The checker accepts three significant digits.", "Give it to three significant digits.")],
         stub="floor_3d = None  # a number, for s = (1.5, 0.4, 2.5)",
         solution="floor_3d = math.pi / 2 * (1.5 + 0.4 + 2.5)", public=_answered("floor_3d")),
+    # ---------------------------------------------------------------------------------- tarflow
+    Variant("tf-ex-sweeps", ("jacobi_sweeps",), """
+import flowlab as fl
+g = torch.Generator().manual_seed(fresh_seed())
+for features, parts, strength, tol in ((12, 6, 0.003, 1e-2), (16, 8, 0.01, 1e-4), (12, 4, 0.3, 1e-6),
+                                       (8, 8, 0.6, 0.0)):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        layer = fl.Autoregressive(fl.TransformerConditioner(features, parts=parts, hidden=16, heads=2), fl.Affine())
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.add_(strength * torch.randn(p.shape))
+    layer = layer.double().requires_grad_(False)
+    z = torch.randn(30, features, generator=g, dtype=torch.float64)
+    watch = Watch(code=[fl.Autoregressive.inverse, fl.Autoregressive.jacobi, fl.numerics.jacobi])
+    with torch.no_grad():
+        ok, out = call(jacobi_sweeps, layer, z.clone(), tol, name="jacobi_sweeps", watch=watch)
+    if watch.used:
+        say(f"Not right: it runs {watch.used[0]}, the library's inverse.")
+        return False
+    if not ok or not isinstance(out, (tuple, list)) or len(out) != 2:
+        return False
+    x, sweeps = tensor("x", out[0], tuple(z.shape)), whole("sweeps", out[1])
+    if x is None or sweeps is None:
+        return False
+    with torch.no_grad():  # the reference: sweeps from part 0's constants, at most K - 1
+        right = layer.transformer.inverse(z, layer.conditioner.initial(z))[0]
+        count = 0
+        while count < layer.passes:
+            new = layer.transformer.inverse(z, layer.conditioner(right))[0]
+            count += 1
+            change = float((new - right).abs().max())
+            right = new
+            if change <= tol:
+                break
+    if sweeps != count or not close(x, right, 1e-9):
+        return False
+return True
+"""),
+    Variant("tf-ex-bits", ("to_bits",), """
+g = torch.Generator().manual_seed(fresh_seed())
+for dims, levels in ((64, 17), (3 * 64 * 64, 256), (int(torch.randint(4, 100, (1,), generator=g)), 5)):
+    log_p_v = dims * (0.3 + 0.4 * torch.rand(20, generator=g, dtype=torch.float64))
+    ok, out = call(to_bits, log_p_v.clone(), dims, levels, name="to_bits")
+    got = tensor("to_bits(log_p_v, dims, levels)", out, (20,), "one value per image") if ok else None
+    if got is None or not close(got, (-log_p_v + dims * math.log(levels / 2)) / (dims * math.log(2)), 1e-9):
+        return False
+return True
+"""),
 ]
 
 # helpers of a chapter's hidden tests (placed before the test's body)

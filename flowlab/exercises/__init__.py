@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import (autoregressive, change_of_variables, circles, composition, continuous, flow_matching, jacobians,
-               linear, objectives, practice, residual, universality)
+               linear, objectives, practice, residual, tarflow, universality)
 from ._feedback import Verdict, flag, number, say, tensor
 
 

@@ -16,16 +16,19 @@ The package re-exports the public names of its modules, one concept each:
 * :mod:`.ode`: fixed-step Euler and RK4, and :func:`odeint` with torchdiffeq's adaptive dopri5;
 * :mod:`.fixed_point`: Banach fixed-point iteration with implicit gradients (the inverse of a
   residual block), raising a ValueError with the residual when it does not converge;
+* :mod:`.jacobi`: Jacobi sweeps for a triangular system (the inverse of an autoregressive
+  layer), exact after at most one sweep per part, stopped earlier at a tolerance;
 * :mod:`.logdet`: :math:`\log|\det(I + J)|` exactly, by the truncated power series with Hutchinson
   probes, and by the Russian roulette.
 
 Every request for work is capped (:data:`MAX_EXPAND`, :data:`MAX_NODES`, :data:`MAX_GRID`,
-:data:`MAX_TERMS`, :data:`MIN_P`, :data:`MAX_STEPS`, :data:`MAX_ITER`), with a ValueError that says
+:data:`MAX_TERMS`, :data:`MIN_P`, :data:`MAX_STEPS`, :data:`MAX_ITER`, :data:`MAX_SWEEPS`), with a ValueError that says
 the cap and what to do instead.
 """
 
 from .cdf import MAX_CELLS, cdf_table, generalized_inverse, knothe_rosenblatt, pchip, quantile
 from .fixed_point import MAX_ITER, FixedPoint, fixed_point
+from .jacobi import MAX_SWEEPS, Jacobi, jacobi
 from .jacobians import (
     PROBES,
     hutchinson_noise,
@@ -43,12 +46,14 @@ from .roots import MAX_EXPAND, bisection, implicit_inverse
 
 __all__ = [
     "FixedPoint",
+    "Jacobi",
     "MAX_CELLS",
     "MAX_EXPAND",
     "MAX_GRID",
     "MAX_ITER",
     "MAX_NODES",
     "MAX_STEPS",
+    "MAX_SWEEPS",
     "MAX_TERMS",
     "MIN_P",
     "ODESolution",
@@ -65,6 +70,7 @@ __all__ = [
     "generalized_inverse",
     "hutchinson_noise",
     "implicit_inverse",
+    "jacobi",
     "jacobian",
     "jacobian_ladj",
     "jacobian_rows",
