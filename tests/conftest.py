@@ -9,7 +9,7 @@ Markers (registered in pyproject.toml; ``make check`` leaves out all four):
     book       the test reads the built book (set here for every test that uses the ``book`` fixture)
     browser    the test drives Chromium or JupyterLab (set here for the modules in ``BROWSER``)
     classroom  the test builds and grades the nbgrader course (set here, see ``CLASSROOM``)
-    slow       the test trains or computes for many seconds (set on the test itself, or in ``SLOW``)
+    slow       the test trains or computes for many seconds (set on the test itself)
 
 Fixtures: ``device``, ``book``, ``shaken`` (:func:`flowlab.testing.shaken`: every parameter
 moved away from the identity the transforms start at), and for the bad-input tests ``flow`` (a
@@ -54,16 +54,6 @@ CLASSROOM = {
     "test_classroom.py::test_the_build_checks_itself_in_a_scratch_copy_and_never_deletes_a_live_course",
 }
 """Tests that build the nbgrader course and grade it with nbgrader (minutes)."""
-SLOW = {
-    "test_cdf.py::test_kr_jacobian_is_triangular_and_carries_the_density",
-    "test_cdf.py::test_kr_map_of_the_banana_and_of_the_mixture_match_closed_forms",
-    "test_continuous.py::test_rk4_errors_fall_like_h4",
-    "test_continuous.py::test_dopri5_contract",
-    "test_continuous.py::test_adjoint_gradients_equal_backprop",
-    "test_ch_universality.py::test_explorer_follows_its_sliders_and_trains_a_flow",
-    "test_ch_universality.py::test_explorer_draws_into_its_picture_and_trains",
-}
-"""The slowest tests of the unit suite (5 to 20 s each), marked ``slow`` here as well as in place."""
 
 
 def _needs_book(item) -> bool:
@@ -80,8 +70,6 @@ def pytest_collection_modifyitems(session, config, items):
         name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
         if name in CLASSROOM:
             item.add_marker(pytest.mark.classroom)
-        if name in SLOW:
-            item.add_marker(pytest.mark.slow)
     # the tests that read the built book run last: the build, started in the background as soon
     # as collection ends, executes the chapters while the other tests run
     items.sort(key=_needs_book)

@@ -111,6 +111,7 @@ def test_kr_map_of_a_gaussian_is_the_inverse_cholesky_factor(order):
     assert (z - out).abs().max() < 1e-6
 
 
+@pytest.mark.slow
 def test_kr_map_of_the_banana_and_of_the_mixture_match_closed_forms():
     T = fl.targets
     x = T.rosenbrock(500, seed=3).double()
@@ -124,6 +125,7 @@ def test_kr_map_of_the_banana_and_of_the_mixture_match_closed_forms():
         assert err[1] < 1e-4 and err[1] < err[0] / 3  # interpolation error, falling about as h^3
 
 
+@pytest.mark.slow
 def test_kr_jacobian_is_triangular_and_carries_the_density():
     """dz_first/dx_second = 0, and log p(x) = log phi(z) + log|det dz/dx| (central differences)."""
     T = fl.targets

@@ -82,6 +82,7 @@ def fitted_slope(steps_list, errs):
     return np.polyfit(np.log(1.0 / np.asarray(steps_list)), np.log(errs), 1)[0]
 
 
+@pytest.mark.slow
 def test_rk4_errors_fall_like_h4():
     steps_list = [8, 16, 32, 64]
     errs = rk4_errors(steps_list, points(6))
@@ -224,12 +225,14 @@ def test_dopri5_matches_rk4_and_reports_evaluations():
     assert sol.nfe > 10
 
 
+@pytest.mark.slow
 def test_dopri5_contract():
     # one step size for the whole batch: rows are independent only up to the tolerance
     check_transform(cnf(solver="dopri5", rtol=1e-7, atol=1e-7, min_step=1e-9), points(4), atol=1e-5, rtol=1e-5,
                     grad=False)
 
 
+@pytest.mark.slow
 def test_adjoint_gradients_equal_backprop():
     x = points()
     grads = []
