@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ._checks import as_data, check_colormap, check_positive_float, check_positive_int
 from .core import Flow
+from .numerics.quadrature import box_grid
 
 # Palette entries 0..239 are the colour map; the rest are fixed colours (RGB).
 LEVELS = 240
@@ -247,9 +248,8 @@ def lattice(extent: float, grid: int) -> Tensor:
                 [-0.5000, -0.5000],
                 [ 0.5000, -0.5000]], dtype=torch.float64)
     """
-    c = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid * 2 * extent - extent
-    yy, xx = torch.meshgrid(c.flip(0), c, indexing="ij")  # row 0 at the top
-    return torch.stack([xx.flatten(), yy.flatten()], 1)
+    x, _ = box_grid(extent, cells=grid)  # cell centres, x.reshape(grid, grid, 2)[i, j] = (x1_i, x2_j)
+    return x.reshape(grid, grid, 2).transpose(0, 1).flip(0).reshape(-1, 2)  # row 0 at the top
 
 
 def extent_for(points: Tensor | np.ndarray) -> float:

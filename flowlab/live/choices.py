@@ -23,6 +23,7 @@ from .._checks import as_data, check_positive_int
 from ..autoregressive import IAF, MAF, MonotonicFlow, RNNFlow, SplineAutoregressive, UMNNFlow
 from ..continuous import CNF
 from ..core import Transform
+from ..numerics.quadrature import box_grid
 from ..glow import Glow
 from ..residual import PlanarFlow, ResidualFlow
 from ..pictures import extent_for
@@ -85,8 +86,7 @@ class DensityTarget:
         # where the density lives: a fine grid on [-8, 8]^2, resampled by density
         cells, half = 160, 8.0
         width = 2 * half / cells
-        c = (torch.arange(cells, dtype=torch.get_default_dtype()) + 0.5) * width - half
-        grid = torch.cartesian_prod(c, c)
+        grid, _ = box_grid(half, cells=cells, dtype=torch.get_default_dtype())
         with torch.no_grad():
             logp = log_prob(grid)
         if not isinstance(logp, Tensor) or logp.shape != (len(grid),) or not torch.isfinite(logp).any():
