@@ -76,7 +76,7 @@ def check_paired_difference(paired_difference, seed: int | None = None) -> bool:
     if abs(se / right_se - 1) <= _SE_SLACK:
         say("Correct: the mean of nll_a - nll_b and its paired standard error sd / sqrt(n), on two columns of "
             "the checker's own" + (", where the unpaired error bar is more than ten times wider." if
-                                   unpaired > 10 * right_se else ")."))
+                                   unpaired > 10 * right_se else "."))
         return True
     if abs(se / unpaired - 1) <= _SE_SLACK:
         say("Not yet: that is the unpaired error bar, sqrt(se_a^2 + se_b^2). Both models find the same points "
