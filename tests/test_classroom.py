@@ -22,6 +22,8 @@ import os
 import shutil
 import sqlite3
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -506,13 +508,40 @@ def classroom_round(tmp: Path, chapters: list[str], students=STUDENTS, by_hand=(
 CHAPTERS_IN_TEST = ["autoregressive"]  # frames, assert stripping, rebinding and a warning, in 3 exercises
 
 
-def test_an_instructor_round_from_a_copied_course(tmp_path):
+_ROUND: dict = {}
+
+
+def start_round() -> None:
+    """Start the round of the test below in a thread (its work is nbgrader subprocesses, which
+    leave the interpreter free), once; ``tests/conftest.py`` calls it when collection ends."""
+    if "thread" in _ROUND:
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="flowlab-round-"))
+
+    def work():
+        try:
+            _ROUND["result"] = classroom_round(tmp, CHAPTERS_IN_TEST, by_hand=("solutions", "mistakes", "blank"))
+        except BaseException as error:  # re-raised by the test
+            _ROUND["error"] = error
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    _ROUND["thread"] = threading.Thread(target=work, name="classroom-round", daemon=True)
+    _ROUND["thread"].start()
+
+
+def test_an_instructor_round_from_a_copied_course():
     """Five students: the solutions and right answers written other ways (one warns on stderr)
     score full marks; typical mistakes (the book's published numbers among them) and a blank copy
     zero; a cheater (reading the checker's frames, stripping the asserts of the next cell,
     rebinding the checkers) zero on every exercise, and is in the tamper report. Two students
-    use the exchange, three hand in files."""
-    result = classroom_round(tmp_path, CHAPTERS_IN_TEST, by_hand=("solutions", "mistakes", "blank"))
+    use the exchange, three hand in files. The round runs in a thread started when collection
+    ends (:func:`start_round`)."""
+    start_round()
+    _ROUND["thread"].join()
+    if "error" in _ROUND:
+        raise _ROUND["error"]
+    result = _ROUND["result"]
     labels, per = result["labels"], result["per_exercise"]
     assert len(labels) == 3
     expected = {"solutions": 1, "other_forms": 1, "mistakes": 0, "blank": 0, "cheater": 0}
@@ -550,7 +579,6 @@ def test_the_build_checks_itself_in_a_scratch_copy_and_never_deletes_a_live_cour
 
 
 if __name__ == "__main__":  # the full round, for the record
-    import tempfile
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
