@@ -67,7 +67,7 @@ def step_functions(d: int, batch: int = 256) -> dict:
         ladj = numerics.jacobian_ladj(to_latent, x) if method == "loop" else jacrev_ladj(to_latent, x)
         return -(flow.base.log_prob(z) + ladj).mean()
 
-    values = {m: float(loss(m)) for m in ("structured", "loop", "jacrev")}
+    values = {m: float(loss(m).detach()) for m in ("structured", "loop", "jacrev")}
     if max(abs(v - values["structured"]) for v in values.values()) > 1e-3 * (1 + abs(values["structured"])):
         raise AssertionError(f"d = {d}: the three losses disagree: {values}")
 
