@@ -5,7 +5,8 @@
 1. Every notebook in _toc.yml is executed in a fresh kernel (nbclient, through jupyter-cache's
    ``single_nb_execution``, the notebook's own folder as working directory, _config.yml's
    timeout), ``N`` at a time (default: the number of CPU cores), the longest first by the
-   times of the previous build. Each kernel first runs _ext/figure_fonts.py, which notes in
+   times of the previous build. Each kernel first runs _ext/quiet_progress.py (no progress-bar
+   widgets on the static pages) and _ext/figure_fonts.py, which notes in
    every matplotlib PNG the size of its smallest text (the browser test reads it). The results
    go into a fresh jupyter-cache at _build/.jupyter_cache: every build executes every chapter.
 2. ``jupyter-book build ROOT --all -W -n --keep-going`` builds the site; with _config.yml's
@@ -32,6 +33,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FONTS = Path(__file__).resolve().with_name("figure_fonts.py")
+QUIET = Path(__file__).resolve().with_name("quiet_progress.py")
 LOG = "book-build.log"  # in _build/
 TIMES = "execution.json"  # in _build/
 
@@ -83,7 +85,7 @@ def execute(path: str, timeout: int, allow_errors: bool) -> tuple[str, str, floa
     notebook = nbformat.read(path, as_version=4)
     result = single_nb_execution(
         notebook, cwd=str(Path(path).parent), timeout=timeout, allow_errors=allow_errors,
-        extra_arguments=[f"--IPKernelApp.exec_files={FONTS}"],
+        extra_arguments=[f"--IPKernelApp.exec_files={FONTS}", f"--IPKernelApp.exec_files={QUIET}"],
     )
     return path, nbformat.writes(result.nb), result.time, result.exc_string
 
