@@ -16,6 +16,7 @@ and the autograde time per student.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 import nbformat
 import nbgrader  # noqa: F401  (a missing nbgrader must fail here, not skip)
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "_ext" / "classroom"))
@@ -312,14 +314,28 @@ def _course_exercises(stem):
     return [classroom.course_exercise(e, stem) for e in found if e["label"] in BY_LABEL]
 
 
-def _run(cells) -> str:
-    """Run cells in one fresh namespace; return what they print (an error propagates)."""
-    ns = {"__name__": "__main__"}
+def _run(cells, after=None) -> str:
+    """Run cells in one fresh namespace, or in a copy of the set-up state ``after``
+    (:func:`_set_up`); return what they print (an error propagates)."""
+    if after is None:
+        ns = {"__name__": "__main__"}
+    else:  # as the set-up cell left it: its tensors and modules copied, torch's generator reset
+        ns = {k: copy.deepcopy(v) if isinstance(v, (torch.Tensor, torch.nn.Module)) else v
+              for k, v in after["ns"].items()}
+        torch.set_rng_state(after["rng"])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         for source in cells:
             exec(compile(source, "<cell>", "exec"), ns)  # noqa: S102 - the course's own cells
     return out.getvalue()
+
+
+def _set_up(source) -> dict:
+    """Run a chapter's set-up cell once (it may train a flow) and keep its state for :func:`_run`."""
+    ns = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(source, "<cell>", "exec"), ns)  # noqa: S102 - the course's own cell
+    return {"ns": ns, "rng": torch.get_rng_state()}
 
 
 STEMS = sorted({stem for stem in SETUP})
@@ -331,19 +347,19 @@ def test_every_hidden_test_passes_the_solution_and_fails_the_blank_answer(stem):
     graded = _course_exercises(stem)
     assert graded, stem
     nb = classroom.instructor_notebook(stem, stem, graded, helpers)
-    setup = nb.cells[1].source
+    setup = _set_up(nb.cells[1].source)  # once: the objectives set-up trains a flow
     for ex, answer, check in zip(graded, nb.cells[3::3], nb.cells[4::3]):
         assert answer.metadata["nbgrader"]["solution"] and check.metadata["nbgrader"]["grade"]
         solution = answer.source.replace("### BEGIN SOLUTION\n", "").replace("\n### END SOLUTION", "")
-        printed = _run([setup, solution, check.source])
+        printed = _run([solution, check.source], setup)
         assert flowlab_grading.MARK + flowlab_grading.PLACEHOLDER in printed, (ex["label"], printed[-800:])
         with pytest.raises(AssertionError):
-            _run([setup, ex["stub"], check.source])
+            _run([ex["stub"], check.source], setup)
         if ex["label"] in MISTAKES:  # the typical slip (or the book's own number) fails
             with pytest.raises(AssertionError):
-                _run([setup, MISTAKES[ex["label"]], check.source])
+                _run([MISTAKES[ex["label"]], check.source], setup)
         if ex["label"] in OTHER_FORMS:
-            assert flowlab_grading.MARK in _run([setup, OTHER_FORMS[ex["label"]], check.source]), ex["label"]
+            assert flowlab_grading.MARK in _run([OTHER_FORMS[ex["label"]], check.source], setup), ex["label"]
 
 
 def test_variants_cover_every_exercise_with_a_checker_and_the_numbers_differ_from_the_book():
