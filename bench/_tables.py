@@ -56,6 +56,16 @@ def write(path: Path, rows: list[dict], note: str) -> None:
         writer.writerows(rows)
 
 
+def save(name: str, rows: list[dict], command: str, what: str, started: float, load_before: str,
+         quick: bool = False) -> Path:
+    """Write ``rows`` as ``book/data/<name>`` under the :func:`header` line and say so; a smoke test
+    (``quick``) writes ``<stem>_quick.csv`` instead, so it never replaces a table a chapter reads."""
+    path = DATA / (name.replace(".csv", "_quick.csv") if quick else name)
+    write(path, rows, header(command, what, started, load_before))
+    print(f"wrote {path}")
+    return path
+
+
 def calls_for(fn, budget: float) -> int:
     """How many calls of ``fn`` last about ``budget`` seconds (after one warm-up call), at least 1."""
     start = time.perf_counter()

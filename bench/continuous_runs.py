@@ -44,7 +44,7 @@ import time
 import torch
 
 import flowlab as fl
-from _tables import DATA, header, load, write
+from _tables import load, save
 from flowlab.testing import density_integral
 
 BASE = fl.StandardNormal(2)
@@ -247,13 +247,6 @@ def topology(seeds, quick, target):
     return rows
 
 
-def save(rows, name, args, started, load_before):
-    """``rows`` as ``book/data/<name>`` (``*_quick.csv`` for a smoke test) under its header line."""
-    path = DATA / (name.replace(".csv", "_quick.csv") if args.quick else name)
-    write(path, rows, header("python bench/continuous_runs.py", f"seeds {args.seeds}", started, load_before))
-    print(f"wrote {path}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -268,12 +261,13 @@ def main() -> None:
     for name in args.only or ("circles", "nfe", "topology"):
         started, load_before = time.perf_counter(), load()
         if name == "circles":
-            save(circles(seeds, args.quick), "continuous_circles.csv", args, started, load_before)
+            rows = circles(seeds, args.quick)
         elif name == "nfe":
-            save(nfe(seeds if not args.quick else range(1), args.quick), "continuous_nfe.csv", args, started,
-                 load_before)
+            rows = nfe(seeds if not args.quick else range(1), args.quick)
         else:
-            save(topology(seeds, args.quick, args.gap), "continuous_topology.csv", args, started, load_before)
+            rows = topology(seeds, args.quick, args.gap)
+        command = f"python bench/continuous_runs.py --only {name}" + (" --quick" if args.quick else "")
+        save(f"continuous_{name}.csv", rows, command, f"seeds {args.seeds}", started, load_before, args.quick)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import time
 import torch
 
 import flowlab as fl
-from _tables import DATA, header, load, write
+from _tables import load, save
 
 ARMS = ("reverse", "permutation", "interleave", "lu", "Glow")
 
@@ -114,10 +114,8 @@ def main() -> None:
                    callback=checkpoint)
             print(f"seed {seed} {arm:12s} test NLL {rows[-1][3]:.3f} ({rows[-1][4]:.1f} CPU s)", flush=True)
     table = [dict(zip(("arm", "seed", "step", "test NLL", "CPU s"), row)) for row in rows]
-    path = DATA / ("glow_ablation_quick.csv" if args.quick else "glow_ablation.csv")
-    write(path, table, header("python bench/glow_ablation.py", f"{args.seeds} seeds x {args.steps} steps", started,
-                              load_before))
-    print(f"wrote {path}")
+    save("glow_ablation.csv", table, "python bench/glow_ablation.py", f"{args.seeds} seeds x {args.steps} steps",
+         started, load_before, args.quick)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import torch
 
 import flowlab as fl
 from flowlab import diagnostics as dg
-from _tables import DATA, header, load, write
+from _tables import load, save
 
 TARGET = fl.targets.two_modes_log_prob
 BOX, NODES = (-7.0, 7.0, -4.5, 4.5), 120
@@ -87,9 +87,8 @@ def main() -> None:
                                  left=float((x[:, 0] < 0).float().mean()), ess=dg.ess(log_w) / len(log_w),
                                  log_z_error=dg.log_z(log_w)[0] - log_z))
             print(rows[-1], flush=True)
-    path = DATA / ("practice_collapse_quick.csv" if args.quick else "practice_collapse.csv")
-    write(path, rows, header("python bench/practice_runs.py", f"{len(seeds)} seeds x {steps} steps", started, load_before))
-    print(f"wrote {path}")
+    save("practice_collapse.csv", rows, "python bench/practice_runs.py", f"{len(seeds)} seeds x {steps} steps",
+         started, load_before, args.quick)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import time
 import torch
 
 import flowlab as fl
-from _tables import DATA, header, load, write
+from _tables import load, save
 from flowlab.testing import density_integral
 
 MODES = {"series, n = 1": ("series", 1), "series, n = 2": ("series", 2), "exact": ("exact", None)}
@@ -148,13 +148,6 @@ def posterior(seeds, quick):
     return rows
 
 
-def save(rows, name, args, started, load_before):
-    """``rows`` as ``book/data/<name>`` (``*_quick.csv`` for a smoke test) under its header line."""
-    path = DATA / (name.replace(".csv", "_quick.csv") if args.quick else name)
-    write(path, rows, header("python bench/residual_runs.py", f"seeds {args.seeds}", started, load_before))
-    print(f"wrote {path}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -167,7 +160,8 @@ def main() -> None:
     for name in args.only or ("cheat", "posterior"):
         started, load_before = time.perf_counter(), load()
         rows = cheat(range(args.seeds), args.quick) if name == "cheat" else posterior(range(args.seeds), args.quick)
-        save(rows, f"residual_{name}.csv", args, started, load_before)
+        command = f"python bench/residual_runs.py --only {name}" + (" --quick" if args.quick else "")
+        save(f"residual_{name}.csv", rows, command, f"seeds {args.seeds}", started, load_before, args.quick)
 
 
 if __name__ == "__main__":

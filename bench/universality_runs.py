@@ -35,7 +35,7 @@ import torch
 import flowlab as fl
 from flowlab import quantile_lab as ql
 from flowlab.numerics import knothe_rosenblatt
-from _tables import DATA, header, load, write
+from _tables import load, save
 
 T = fl.targets
 BOX_BANANA = ((-6.0, 6.0), (-3.0, 19.0))
@@ -134,10 +134,8 @@ def main() -> None:
     started, load_before = time.perf_counter(), load()
     seeds_1d = range(2 if args.quick else 2 * args.seeds)
     rows = one_d(seeds_1d, args.quick) + banana(seeds, args.quick) + depth(seeds, args.quick)
-    path = DATA / ("universality_runs_quick.csv" if args.quick else "universality_runs.csv")
-    write(path, rows, header("python bench/universality_runs.py", f"{len(seeds_1d)} seeds (1-D), {len(seeds)} seeds (2-D)",
-                             started, load_before))
-    print(f"wrote {path}")
+    save("universality_runs.csv", rows, "python bench/universality_runs.py",
+         f"{len(seeds_1d)} seeds (1-D), {len(seeds)} seeds (2-D)", started, load_before, args.quick)
 
 
 if __name__ == "__main__":
