@@ -314,15 +314,8 @@ def _course_exercises(stem):
     return [classroom.course_exercise(e, stem) for e in found if e["label"] in BY_LABEL]
 
 
-def _run(cells, after=None) -> str:
-    """Run cells in one fresh namespace, or in a copy of the set-up state ``after``
-    (:func:`_set_up`); return what they print (an error propagates)."""
-    if after is None:
-        ns = {"__name__": "__main__"}
-    else:  # as the set-up cell left it: its tensors and modules copied, torch's generator reset
-        ns = {k: copy.deepcopy(v) if isinstance(v, (torch.Tensor, torch.nn.Module)) else v
-              for k, v in after["ns"].items()}
-        torch.set_rng_state(after["rng"])
+def _exec(cells, ns: dict) -> str:
+    """Run cells in the namespace ``ns``; return what they print (an error propagates)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         for source in cells:
@@ -331,11 +324,20 @@ def _run(cells, after=None) -> str:
 
 
 def _set_up(source) -> dict:
-    """Run a chapter's set-up cell once (it may train a flow) and keep its state for :func:`_run`."""
+    """Run a chapter's set-up cell once (it may train a flow) in a fresh namespace; keep that
+    namespace and torch's generator state for :func:`_run`."""
     ns = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(source, "<cell>", "exec"), ns)  # noqa: S102 - the course's own cell
+    _exec([source], ns)
     return {"ns": ns, "rng": torch.get_rng_state()}
+
+
+def _run(cells, after: dict) -> str:
+    """Run cells as if right after the set-up cell (:func:`_set_up`): in a copy of its namespace,
+    its tensors and modules copied, torch's generator reset; return what they print."""
+    ns = {k: copy.deepcopy(v) if isinstance(v, (torch.Tensor, torch.nn.Module)) else v
+          for k, v in after["ns"].items()}
+    torch.set_rng_state(after["rng"])
+    return _exec(cells, ns)
 
 
 STEMS = sorted({stem for stem in SETUP})
